@@ -1,0 +1,1 @@
+"""The experiment harness (grid expansion, executors, result store) and its TOML configs."""

@@ -1,0 +1,1 @@
+"""Approximation algorithms and baselines, each in a module named after the algorithm."""

@@ -1,0 +1,1 @@
+"""One module per figure: reads result rows, writes PNG + PDF + the CSV it plotted."""

@@ -1,0 +1,1 @@
+"""Multi-model placement with model parallelism: cluster, configs, latency model, verify, simulator."""

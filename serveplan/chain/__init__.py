@@ -1,0 +1,1 @@
+"""Server chain composition: instances, placements, chains, verification, bounds, simulation."""

@@ -1,0 +1,1 @@
+"""One module per ``serveplan`` subcommand; each exposes ``register(subparsers)``."""

@@ -1,0 +1,185 @@
+"""OR-Tools MathOpt backends: SCIP, CP-SAT and HiGHS.
+
+MathOpt (not pywraplp or model_builder) is the one OR-Tools interface that keeps the incumbent and
+the dual bound when a time limit hits.
+"""
+
+from __future__ import annotations
+
+import datetime
+import math
+import time
+
+import numpy as np
+import scipy.sparse as sp
+
+from serveplan.solvers.backend import Backend, SolveOptions
+from serveplan.solvers.result import SolveResult, Status, relative_gap
+from serveplan.solvers.standard_form import LinearProblem
+
+
+def _unwrap_mathopt_error(exc: BaseException) -> str:
+    """OR-Tools 9.15 wraps solver errors in an AttributeError; the real message is in __context__."""
+    ctx = exc.__context__
+    return f"{exc}" if ctx is None else f"{ctx}"
+
+
+class MathOptBackend(Backend):
+    """A solver reached through ``ortools.math_opt``."""
+
+    package = "ortools"
+    install_hint = "pip install ortools==9.15.6755"
+    solver_type_name: str = ""
+
+    def _params(self, options: SolveOptions):  # noqa: ANN202 - mathopt type
+        from ortools.math_opt.python import mathopt
+
+        params = mathopt.SolveParameters(enable_output=bool(options.verbose))
+        if options.time_limit_s is not None:
+            params.time_limit = datetime.timedelta(seconds=float(options.time_limit_s))
+        if options.rel_gap is not None:
+            params.relative_gap_tolerance = float(options.rel_gap)
+        if options.threads is not None:
+            params.threads = int(options.threads)
+        params.random_seed = int(options.seed)
+        return params
+
+    def solve(self, lp: LinearProblem, options: SolveOptions) -> tuple[SolveResult, np.ndarray | None]:
+        """Translate ``lp`` into a MathOpt model and solve it."""
+        from ortools.math_opt.python import mathopt
+
+        model = mathopt.Model(name="serveplan")
+        xs = [
+            model.add_variable(
+                lb=float(lp.col_lb[i]), ub=float(lp.col_ub[i]), is_integer=bool(lp.integer[i]), name=f"x{i}"
+            )
+            for i in range(lp.num_cols)
+        ]
+        csr = sp.csr_array(lp.A)
+        for r in range(lp.num_rows):
+            con = model.add_linear_constraint(lb=float(lp.row_lb[r]), ub=float(lp.row_ub[r]))
+            for k in range(csr.indptr[r], csr.indptr[r + 1]):
+                con.set_coefficient(xs[csr.indices[k]], float(csr.data[k]))
+        model.objective.is_maximize = lp.maximize
+        model.objective.offset = lp.c_offset
+        for i in np.flatnonzero(lp.c):
+            model.objective.set_linear_coefficient(xs[i], float(lp.c[i]))
+
+        solver_type = getattr(mathopt.SolverType, self.solver_type_name)
+        start = time.perf_counter()
+        try:
+            result = mathopt.solve(model, solver_type, params=self._params(options))
+        except Exception as exc:  # noqa: BLE001 - every solver-side error becomes an error result
+            wall = time.perf_counter() - start
+            return self._error(options, wall, _unwrap_mathopt_error(exc)), None
+        wall = time.perf_counter() - start
+
+        TR = mathopt.TerminationReason
+        reason = result.termination.reason
+        has_primal = result.has_primal_feasible_solution()
+        if reason == TR.OPTIMAL:
+            status = Status.OPTIMAL
+        elif reason == TR.INFEASIBLE:
+            status = Status.INFEASIBLE
+        elif reason == TR.UNBOUNDED:
+            status = Status.UNBOUNDED
+        elif reason == TR.INFEASIBLE_OR_UNBOUNDED:
+            status = Status.INFEASIBLE if self._relaxation_infeasible(lp) else Status.UNBOUNDED
+        elif reason in (TR.FEASIBLE, TR.NO_SOLUTION_FOUND):
+            status = Status.FEASIBLE if has_primal else Status.NO_SOLUTION_IN_TIME
+        else:
+            status = Status.ERROR
+        x = None
+        objective = None
+        if status.has_solution and has_primal:
+            values = result.variable_values()
+            x = np.array([values[v] for v in xs], dtype=float)
+            objective = float(result.termination.objective_bounds.primal_bound)
+        elif status.has_solution:
+            status = Status.NO_SOLUTION_IN_TIME
+        bound = float(result.termination.objective_bounds.dual_bound)
+        bound = bound if math.isfinite(bound) else None
+        if status in (Status.INFEASIBLE, Status.UNBOUNDED):
+            bound = None
+        return (
+            SolveResult(
+                status=status,
+                objective=objective,
+                bound=bound,
+                gap=relative_gap(objective, bound),
+                wall_s=wall,
+                nodes=int(result.solve_stats.node_count),
+                solver=self.name,
+                solver_version=self.version(),
+                threads=options.threads,
+                time_limit_s=options.time_limit_s,
+                message=f"{reason.name}: {result.termination.detail}".strip(": "),
+                info=self._info(),
+            ),
+            x,
+        )
+
+    def _relaxation_infeasible(self, lp: LinearProblem) -> bool:
+        """Tell infeasible from unbounded by solving the LP relaxation with HiGHS."""
+        from serveplan.solvers.highs_backend import HighsBackend
+
+        relaxed = LinearProblem(**{**lp.__dict__, "integer": np.zeros_like(lp.integer)})
+        res, _ = HighsBackend()._solve(relaxed, SolveOptions(), presolve=False)
+        return res.status == Status.INFEASIBLE
+
+    def _info(self) -> dict:
+        return {}
+
+    def _error(self, options: SolveOptions, wall: float, message: str) -> SolveResult:
+        return SolveResult(
+            status=Status.ERROR,
+            objective=None,
+            bound=None,
+            gap=None,
+            wall_s=wall,
+            nodes=None,
+            solver=self.name,
+            solver_version=self.version(),
+            threads=options.threads,
+            time_limit_s=options.time_limit_s,
+            message=message,
+        )
+
+
+class ScipBackend(MathOptBackend):
+    """SCIP, bundled in the OR-Tools wheel, through MathOpt."""
+
+    name = "scip"
+    solver_type_name = "GSCIP"
+    description = "SCIP via OR-Tools MathOpt"
+
+
+class CpSatBackend(MathOptBackend):
+    """CP-SAT through MathOpt.
+
+    CP-SAT works on integers: OR-Tools scales fractional coefficients (and continuous variables) to
+    integers internally before solving; the result records that this happened.
+    """
+
+    name = "cpsat"
+    solver_type_name = "CP_SAT"
+    description = "CP-SAT via OR-Tools MathOpt (coefficients scaled to integers)"
+
+    def _info(self) -> dict:
+        return {"coefficients": "scaled to integers by CP-SAT's MIP loader"}
+
+
+class HighsMathOptBackend(MathOptBackend):
+    """HiGHS bundled in OR-Tools, through MathOpt (threads go through HiGHS's own options)."""
+
+    name = "highs-mathopt"
+    solver_type_name = "HIGHS"
+    description = "HiGHS via OR-Tools MathOpt"
+
+    def _params(self, options: SolveOptions):  # noqa: ANN202 - mathopt type
+        params = super()._params(SolveOptions(**{**options.__dict__, "threads": None}))
+        if options.threads is not None:
+            # MathOpt refuses the generic threads parameter for HiGHS.
+            params.highs.int_options["threads"] = int(options.threads)
+            params.highs.string_options["parallel"] = "on" if options.threads > 1 else "off"
+        return params
