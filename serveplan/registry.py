@@ -26,6 +26,8 @@ from serveplan.errors import UnknownNameError
 
 PROBLEMS = ("chain", "alpaserve")
 _FALLBACK_PROVIDERS = (
+    "serveplan.chain.experiments",
+    "serveplan.alpaserve.experiments",
     "heuristics.chain_methods",
     "formulations.chain_methods",
     "heuristics.alpaserve_methods",
@@ -209,3 +211,86 @@ def run_method(problem: str, name: str, instance: Any, budget: Budget | None = N
     result = method(instance, budget or Budget(), param)
     result.method = name
     return result
+
+
+# ---------------------------------------------------------------------------------------------------
+# Instance families and evaluators, for the experiment harness.
+#
+# A family builds an instance from a config's parameters and a seed:  fn(params: dict, seed: int) -> instance
+# An evaluator measures a method's result:  fn(instance, result: MethodResult, params: dict, seed: int) -> dict
+# of metric name -> number (what the harness stores as one row's metrics).
+
+FamilyFn = Callable[[dict[str, Any], int], Any]
+EvaluatorFn = Callable[[Any, MethodResult, dict[str, Any], int], dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class Named:
+    """A registered family or evaluator."""
+
+    problem: str
+    name: str
+    fn: Callable[..., Any]
+    summary: str
+
+
+_FAMILIES: dict[tuple[str, str], Named] = {}
+_EVALUATORS: dict[tuple[str, str], Named] = {}
+
+
+def _named_register(table: dict[tuple[str, str], Named], what: str, problem: str, name: str, summary: str):
+    if problem not in PROBLEMS:
+        raise ValueError(f"unknown problem {problem!r}; choose one of {PROBLEMS}")
+
+    def deco(fn: Callable[..., Any]) -> Callable[..., Any]:
+        key = (problem, name)
+        if key in table and table[key].fn is not fn:
+            raise ValueError(f"{what} {problem}/{name} registered twice")
+        table[key] = Named(problem, name, fn, summary)
+        return fn
+
+    return deco
+
+
+def register_family(problem: str, name: str, *, summary: str) -> Callable[[FamilyFn], FamilyFn]:
+    """Decorator: register an instance family ``fn(params, seed) -> instance``."""
+    return _named_register(_FAMILIES, "family", problem, name, summary)
+
+
+def register_evaluator(problem: str, name: str, *, summary: str) -> Callable[[EvaluatorFn], EvaluatorFn]:
+    """Decorator: register an evaluator ``fn(instance, result, params, seed) -> metrics``."""
+    return _named_register(_EVALUATORS, "evaluator", problem, name, summary)
+
+
+def _get_named(table: dict[tuple[str, str], Named], what: str, problem: str, name: str) -> Named:
+    _load_providers()
+    if (problem, name) in table:
+        return table[(problem, name)]
+    known = sorted(n for (p, n) in table if p == problem)
+    close = difflib.get_close_matches(name, known, n=3)
+    hint = f"did you mean {', '.join(close)}?" if close else f"known: {', '.join(known) or 'none yet'}"
+    raise UnknownNameError(f"unknown {problem} {what}", field=what, value=name, hint=hint)
+
+
+def get_family(problem: str, name: str) -> Named:
+    """The instance family ``name`` of ``problem``."""
+    return _get_named(_FAMILIES, "family", problem, name)
+
+
+def get_evaluator(problem: str, name: str) -> Named:
+    """The evaluator ``name`` of ``problem``."""
+    return _get_named(_EVALUATORS, "evaluator", problem, name)
+
+
+def list_families(problem: str | None = None) -> list[Named]:
+    """All registered instance families."""
+    _load_providers()
+    return sorted((f for f in _FAMILIES.values() if problem in (None, f.problem)), key=lambda f: (f.problem, f.name))
+
+
+def list_evaluators(problem: str | None = None) -> list[Named]:
+    """All registered evaluators."""
+    _load_providers()
+    return sorted(
+        (f for f in _EVALUATORS.values() if problem in (None, f.problem)), key=lambda f: (f.problem, f.name)
+    )

@@ -31,7 +31,7 @@ class MathOptBackend(Backend):
     install_hint = "pip install ortools==9.15.6755"
     solver_type_name: str = ""
 
-    def _params(self, options: SolveOptions):  # noqa: ANN202 - mathopt type
+    def _params(self, options: SolveOptions):
         from ortools.math_opt.python import mathopt
 
         params = mathopt.SolveParameters(enable_output=bool(options.verbose))
@@ -69,7 +69,7 @@ class MathOptBackend(Backend):
         start = time.perf_counter()
         try:
             result = mathopt.solve(model, solver_type, params=self._params(options))
-        except Exception as exc:  # noqa: BLE001 - every solver-side error becomes an error result
+        except Exception as exc:
             wall = time.perf_counter() - start
             return self._error(options, wall, _unwrap_mathopt_error(exc)), None
         wall = time.perf_counter() - start
@@ -176,7 +176,7 @@ class HighsMathOptBackend(MathOptBackend):
     solver_type_name = "HIGHS"
     description = "HiGHS via OR-Tools MathOpt"
 
-    def _params(self, options: SolveOptions):  # noqa: ANN202 - mathopt type
+    def _params(self, options: SolveOptions):
         params = super()._params(SolveOptions(**{**options.__dict__, "threads": None}))
         if options.threads is not None:
             # MathOpt refuses the generic threads parameter for HiGHS.

@@ -97,12 +97,12 @@ class CuOptBackend(Backend):
     description = "NVIDIA cuOpt (optional, GPU)"
 
     def available(self) -> tuple[bool, str]:
-        """cuOpt needs both the package and a visible NVIDIA GPU."""
+        """CuOpt needs both the package and a visible NVIDIA GPU."""
         if importlib.util.find_spec("cuopt") is None:
             return False, "package 'cuopt' (cuopt-cu12 or cuopt-cu13) is not installed"
         try:
             import cuopt  # noqa: F401
-        except Exception as exc:  # noqa: BLE001 - a broken CUDA stack shows up here
+        except Exception as exc:
             return False, f"cuopt failed to load: {exc}"
         return True, ""
 
@@ -158,7 +158,7 @@ class CuOptBackend(Backend):
             stats = sol.get_milp_stats()
             b = float(stats.get("solution_bound", math.nan))
             bound = b if math.isfinite(b) else None
-        except Exception:  # noqa: BLE001 - LP results carry no MILP stats
+        except Exception:
             bound = objective if status == Status.OPTIMAL else None
         x = np.asarray(sol.get_primal_solution(), dtype=float) if has else None
         return _result(self, options, status, objective, bound, wall, None, f"cuopt {name}"), x

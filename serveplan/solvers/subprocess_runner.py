@@ -25,7 +25,7 @@ def _child(conn: Any, lp: LinearProblem, backend: str, options: SolveOptions) ->
     try:
         result, x = get_backend(backend).solve(lp, options)
         conn.send(("ok", result.to_dict(), x))
-    except BaseException as exc:  # noqa: BLE001 - report anything to the parent
+    except BaseException as exc:
         conn.send(("error", f"{type(exc).__name__}: {exc}\n{traceback.format_exc()}", None))
     finally:
         conn.close()
