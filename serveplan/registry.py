@@ -291,6 +291,4 @@ def list_families(problem: str | None = None) -> list[Named]:
 def list_evaluators(problem: str | None = None) -> list[Named]:
     """All registered evaluators."""
     _load_providers()
-    return sorted(
-        (f for f in _EVALUATORS.values() if problem in (None, f.problem)), key=lambda f: (f.problem, f.name)
-    )
+    return sorted((f for f in _EVALUATORS.values() if problem in (None, f.problem)), key=lambda f: (f.problem, f.name))

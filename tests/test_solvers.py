@@ -147,7 +147,9 @@ def test_all_backends_agree_on_random_milps():
         for backend in CORE:
             m = pyo.ConcreteModel()
             m.x = pyo.Var(range(n), domain=pyo.NonNegativeIntegers, bounds=(0, 2))
-            m.c = pyo.Constraint(range(k), rule=lambda m, d: sum(int(w[d, i]) * m.x[i] for i in range(n)) <= int(cap[d]))
+            m.c = pyo.ConstraintList()
+            for d in range(k):
+                m.c.add(sum(int(w[d, i]) * m.x[i] for i in range(n)) <= int(cap[d]))
             m.o = pyo.Objective(expr=sum(int(v[i]) * m.x[i] for i in range(n)), sense=pyo.maximize)
             objs.append(solve(m, backend).objective)
         assert max(objs) - min(objs) < 1e-6, objs
@@ -176,7 +178,7 @@ def test_subprocess_runner_hard_kill_and_result():
 
 
 def test_compile_keeps_sense_and_bounds():
-    lp, cols = compile_pyomo(knapsack())
+    lp, _cols = compile_pyomo(knapsack())
     assert lp.maximize and lp.num_cols == 5 and lp.num_rows == 1
     assert lp.integer.all() and (lp.col_ub == 1).all()
     x = np.array([1, 0, 1, 0, 1], dtype=float)
@@ -187,10 +189,12 @@ def test_compile_keeps_sense_and_bounds():
 
 @pytest.mark.parametrize("backend", OPTIONAL)
 def test_optional_backend_unavailable_is_clear(backend):
-    ok, reason = BACKENDS[backend].available()
+    ok, _reason = BACKENDS[backend].available()
     if ok:
         pytest.skip(f"{backend} is installed here; its solve is covered by the agreement tests on a GPU/licensed host")
-    with pytest.raises(BackendUnavailableError, match=rf"backend '{backend}' is not available: pip install serveplan\["):
+    with pytest.raises(
+        BackendUnavailableError, match=rf"backend '{backend}' is not available: pip install serveplan\["
+    ):
         get_backend(backend)
 
 
@@ -201,7 +205,10 @@ def test_unknown_backend():
 
 def test_ortools_and_highspy_in_one_process():
     """Both libhighs users load in one fresh process, in either order, and solve (the SONAME clash)."""
-    for first, second in (("highspy", "ortools.math_opt.python.mathopt"), ("ortools.math_opt.python.mathopt", "highspy")):
+    for first, second in (
+        ("highspy", "ortools.math_opt.python.mathopt"),
+        ("ortools.math_opt.python.mathopt", "highspy"),
+    ):
         code = textwrap.dedent(f"""
             import importlib
             importlib.import_module({first!r}); importlib.import_module({second!r})

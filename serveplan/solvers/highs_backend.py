@@ -25,9 +25,7 @@ class HighsBackend(Backend):
         """Solve with highspy; threads also switch HiGHS's parallel MIP search on."""
         return self._solve(lp, options, presolve=True)
 
-    def _solve(
-        self, lp: LinearProblem, options: SolveOptions, presolve: bool
-    ) -> tuple[SolveResult, np.ndarray | None]:
+    def _solve(self, lp: LinearProblem, options: SolveOptions, presolve: bool) -> tuple[SolveResult, np.ndarray | None]:
         import highspy
 
         h = highspy.Highs()
@@ -63,8 +61,7 @@ class HighsBackend(Backend):
         is_mip = bool(lp.integer.any())
         if is_mip:
             model.integrality_ = [
-                highspy.HighsVarType.kInteger if flag else highspy.HighsVarType.kContinuous
-                for flag in lp.integer
+                highspy.HighsVarType.kInteger if flag else highspy.HighsVarType.kContinuous for flag in lp.integer
             ]
         h.passModel(model)
         start = time.perf_counter()
@@ -83,8 +80,14 @@ class HighsBackend(Backend):
             status = Status.UNBOUNDED
             if ms == MS.kUnboundedOrInfeasible and presolve:
                 status = self._disambiguate(lp, options)
-        elif ms in (MS.kTimeLimit, MS.kIterationLimit, MS.kInterrupt, MS.kSolutionLimit, MS.kObjectiveBound,
-                    MS.kObjectiveTarget):
+        elif ms in (
+            MS.kTimeLimit,
+            MS.kIterationLimit,
+            MS.kInterrupt,
+            MS.kSolutionLimit,
+            MS.kObjectiveBound,
+            MS.kObjectiveTarget,
+        ):
             status = Status.FEASIBLE if has_primal else Status.NO_SOLUTION_IN_TIME
         else:
             status = Status.ERROR

@@ -123,8 +123,7 @@ class CuOptBackend(Backend):
 
         dm = data_model.DataModel()
         A = sp.csr_array(lp.A)
-        dm.set_csr_constraint_matrix(A.data.astype(np.float64), A.indices.astype(np.int32),
-                                     A.indptr.astype(np.int32))
+        dm.set_csr_constraint_matrix(A.data.astype(np.float64), A.indices.astype(np.int32), A.indptr.astype(np.int32))
         big = 1e30
         dm.set_constraint_lower_bounds(np.where(np.isinf(lp.row_lb), -big, lp.row_lb))
         dm.set_constraint_upper_bounds(np.where(np.isinf(lp.row_ub), big, lp.row_ub))

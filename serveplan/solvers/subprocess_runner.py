@@ -84,8 +84,19 @@ def solve_lp_in_subprocess(
     proc.join()
     if kind == "error":
         return (
-            SolveResult(Status.ERROR, None, None, None, wall, None, backend, get_backend(backend).version(),
-                        threads, time_limit_s, message=payload),
+            SolveResult(
+                Status.ERROR,
+                None,
+                None,
+                None,
+                wall,
+                None,
+                backend,
+                get_backend(backend).version(),
+                threads,
+                time_limit_s,
+                message=payload,
+            ),
             None,
         )
     result = SolveResult.from_dict(payload)
