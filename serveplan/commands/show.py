@@ -1,0 +1,39 @@
+"""``serveplan show RESULTS``: a summary table of stored rows, mean ± std over seeds."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add the ``show`` subcommand."""
+    p = sub.add_parser(
+        "show",
+        help="summarise stored results (mean ± std over seeds, per method and grid point)",
+        description="RESULTS is a results folder (results/<experiment>), a results.csv/.parquet, "
+        "an experiment or suite config, or an experiment name under the results folder.",
+    )
+    p.add_argument("results", help="results folder, results file, config, or experiment name")
+    p.add_argument("--metrics", help="comma-separated metrics (default: the config's metrics, objective, time)")
+    p.add_argument("--by", help="comma-separated grouping columns (default: label and the grid axes)")
+    p.add_argument("--results-root", type=Path, help="results folder (default: $SERVEPLAN_RESULTS or ./results)")
+    p.add_argument("--errors", action="store_true", help="also list the messages of failed cases")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Print one table per experiment."""
+    from experiments.summary import load_results, render, summary_table
+
+    metrics = [m.strip() for m in args.metrics.split(",") if m.strip()] if args.metrics else None
+    by = [b.strip() for b in args.by.split(",") if b.strip()] if args.by else None
+    for res in load_results(args.results, args.results_root):
+        print(f"== {res.name} ({len(res.rows)} rows)")
+        print(render(summary_table(res, metrics, by)))
+        if args.errors and "status" in res.rows:
+            bad = res.rows[res.rows["status"] == "error"]
+            for _, row in bad.iterrows():
+                print(f"  error: {row.get('label')} seed {row.get('seed')}: {row.get('message')}")
+        print()
+    return 0
