@@ -1,0 +1,179 @@
+"""GBP-CR: Greedy Block Placement with Cache Reservation (Sun, He, Hou 2026, Algorithm 1).
+
+For a cache-reservation parameter c, every server hosts as many blocks as fit next to cache for c concurrent
+jobs per block, m_j(c) = min(floor(M_j / (s_m + s_c c)), L), and servers are chained greedily in increasing order
+of amortized time t~_j(c) = t_j(c) / m_j(c), t_j(c) = tau^c_j + tau^p_j m_j(c). Chains are disjoint and each
+covers blocks 1..L; each completed chain of time T = sum t_j(c) adds 1/T to the scaled rate nu, and the
+algorithm stops once nu >= lambda / (rho_bar c).
+
+Guarantee (Theorem "GBP-CR optimality"): with equal memory M_j = M, GBP-CR solves the simplified block
+placement problem (fewest disjoint chains reaching the scaled rate) optimally. Complexity O(J log J).
+
+Two readings of the algorithm are flags (server_chain.md section 7, items 1-2):
+
+``last_server``
+    ``"shift"`` (paper, default): the server completing a chain is shifted left to [L - m_j(c) + 1, L]
+    (it overlaps its predecessor; more routing edges for GCA). ``"truncate"`` (authors' MATLAB code): it
+    hosts only the blocks still missing, freeing memory for cache.
+``stop_rule``
+    ``"rate"`` (paper, default): stop once the scaled rate is reached; later servers stay unused.
+    ``"max_chains"`` (authors' code for unit tests): form as many complete chains as the servers allow.
+
+In both readings a trailing incomplete chain leaves its servers unused, and K(c) is the number of chains the
+rate needs (the paper's definition), infinite when even all chains do not reach it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from serveplan.chain.instance import ChainInstance
+from serveplan.chain.placement import Chain, Placement, slots_from_memory
+
+LAST_SERVER_RULES = ("shift", "truncate")
+STOP_RULES = ("rate", "max_chains")
+
+
+@dataclass(frozen=True)
+class GbpCrResult:
+    """A GBP-CR run for one c.
+
+    Attributes
+    ----------
+    c : int
+        The cache-reservation parameter.
+    placement : Placement
+    chains : tuple of Chain
+        The disjoint chains built, in construction order (fastest first).
+    chain_bound_times_s : tuple of float
+        sum_{j in k} t_j(c) for each chain: the paper's upper bound on its service time.
+    num_needed : int or None
+        K(c): number of chains (in order) whose bound rates sum to lambda / (rho_bar c); None (infinite)
+        when all chains together do not reach it.
+    reason : str
+        Why c is infeasible ("" when feasible).
+    """
+
+    c: int
+    placement: Placement
+    chains: tuple[Chain, ...]
+    chain_bound_times_s: tuple[float, ...]
+    num_needed: int | None
+    reason: str = ""
+
+    @property
+    def feasible(self) -> bool:
+        """The chains reach the scaled rate target."""
+        return self.num_needed is not None
+
+    @property
+    def surrogate(self) -> float:
+        """Surrogate c * K(c) (infinite when infeasible): the paper's surrogate number of job servers."""
+        return math.inf if self.num_needed is None else float(self.c * self.num_needed)
+
+
+def max_blocks(instance: ChainInstance, c: int) -> np.ndarray:
+    """m_j(c) = min(floor(M_j / (s_m + s_c c)), L) for every server (int array)."""
+    per_block = instance.block_memory_gb + instance.cache_memory_gb * c
+    m = slots_from_memory(instance.memory_gb, per_block)
+    return np.minimum(m, instance.num_blocks)
+
+
+def max_reservation(instance: ChainInstance) -> int:
+    """c_max = floor((max_j M_j - s_m) / s_c): the largest c for which some server hosts a block."""
+    return int(slots_from_memory(instance.memory_gb.max() - instance.block_memory_gb, instance.cache_memory_gb))
+
+
+def gbp_cr(
+    instance: ChainInstance,
+    c: int,
+    *,
+    last_server: str = "shift",
+    stop_rule: str = "rate",
+    order: np.ndarray | None = None,
+) -> GbpCrResult:
+    """Run GBP-CR with cache reservation ``c``.
+
+    Parameters
+    ----------
+    instance : ChainInstance
+    c : int
+        Cache-reservation parameter, >= 1.
+    last_server : {"shift", "truncate"}, default "shift"
+    stop_rule : {"rate", "max_chains"}, default "rate"
+    order : array of int, optional
+        Visit servers in this order instead of increasing t~_j(c) (random placements use a permutation).
+
+    Returns
+    -------
+    GbpCrResult
+        Infeasible c (sum_j m_j(c) < L, or the rate is never reached) is a result with ``num_needed=None``.
+    """
+    if last_server not in LAST_SERVER_RULES:
+        raise ValueError(f"last_server must be one of {LAST_SERVER_RULES}, got {last_server!r}")
+    if stop_rule not in STOP_RULES:
+        raise ValueError(f"stop_rule must be one of {STOP_RULES}, got {stop_rule!r}")
+    if c < 1:
+        raise ValueError(f"c must be >= 1, got {c}")
+    J, L = instance.num_servers, instance.num_blocks
+    m = max_blocks(instance, c)
+    t = instance.comm_time_s + instance.compute_time_s * m
+    target = instance.required_rate / c
+    first = np.zeros(J, dtype=np.int64)
+    count = np.zeros(J, dtype=np.int64)
+    unused = Placement.unused(J)
+    if int(m.sum()) < L:
+        reason = (
+            f"with c={c} the servers host at most {int(m.sum())} blocks in total, fewer than L={L} "
+            f"(m_j(c) = floor(M_j / (s_m + s_c c)))"
+        )
+        return GbpCrResult(c, unused, (), (), None, reason)
+    if order is None:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            amortized = np.where(m > 0, t / np.maximum(m, 1), np.inf)
+        # stable sort: ties keep server index order, so results are reproducible
+        order = np.argsort(amortized, kind="stable")
+    chains: list[Chain] = []
+    times: list[float] = []
+    current: list[int] = []
+    current_blocks: list[int] = []
+    a, T, nu = 1, 0.0, 0.0
+    needed: int | None = None
+    for j in (int(x) for x in order):
+        mj = int(m[j])
+        if mj == 0:
+            continue
+        if last_server == "shift":
+            aj = min(a, L - mj + 1)
+            nj = mj
+        else:
+            aj = a
+            nj = min(mj, L - a + 1)
+        first[j], count[j] = aj, nj
+        current.append(j)
+        current_blocks.append(aj + nj - a)  # blocks j processes on its chain (runs to its last block)
+        T += float(t[j])
+        a = min(a + mj - 1, L) + 1
+        if a > L:
+            chains.append(Chain(tuple(current), tuple(current_blocks)))
+            times.append(T)
+            nu += 1.0 / T
+            if needed is None and nu >= target * (1 - 1e-12):
+                needed = len(chains)
+                if stop_rule == "rate":
+                    current = []
+                    break
+            a, T, current, current_blocks = 1, 0.0, [], []
+    for j in current:  # a trailing incomplete chain is not a chain: its servers stay unused
+        first[j] = count[j] = 0
+    placement = Placement(tuple(first.tolist()), tuple(count.tolist()))
+    reason = ""
+    if needed is None:
+        reason = (
+            f"with c={c} the {len(chains)} disjoint chain(s) GBP-CR can form reach a scaled rate of "
+            f"{nu:.6g}/s, below lambda/(rho_bar c) = {target:.6g}/s"
+        )
+    return GbpCrResult(c, placement, tuple(chains), tuple(times), needed, reason)
