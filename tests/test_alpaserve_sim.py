@@ -1,0 +1,225 @@
+import numpy as np
+import pytest
+
+from serveplan.alpaserve import (
+    AlpaInstance,
+    Cluster,
+    Group,
+    ParallelConfig,
+    Placement,
+    Simulator,
+    TimeVaryingPlacement,
+    get_model,
+    latency_model_for,
+    simulate,
+)
+from serveplan.alpaserve.reference import reference_simulate
+from serveplan.errors import InputError
+from serveplan.workloads import Workload, gamma_workload
+
+P2 = ParallelConfig(2, 1)
+P1 = ParallelConfig(1, 1)
+
+
+def table_sim(table, slo, workload, **kw):
+    """A simulator over an explicit (model, config, bs) -> stage latencies table."""
+
+    def fn(m, c, bs):
+        v = table.get((m, c, bs))
+        return None if v is None else np.asarray(v, dtype=float)
+
+    return Simulator(None, workload, latency_fn=fn, slo_s=slo, **kw)
+
+
+TINY_TABLE = {(0, P2, 1): [1.0, 1.0], (1, P2, 1): [0.5, 0.5], (1, P1, 1): [2.0]}
+TINY_SLO = [3.0, 2.5]
+TINY_PLACEMENT = Placement((Group(P2, (0, 1)), Group(P1, (1,))))
+
+
+def tiny_workload():
+    return Workload(np.array([0.0, 0.1, 0.2, 0.3, 1.0, 1.2]), np.array([0, 1, 1, 0, 1, 0]), 2.0, 2)
+
+
+@pytest.mark.parametrize("dispatch", ["earliest", "fewest_inflight"])
+def test_hand_computed_two_models_two_groups(dispatch):
+    # r0 m0 -> g0 stages end 1, 2 (ok); r1 m1 -> g1 (idle) ends 2.1 (latency 2.0 ok);
+    # r2 m1 -> g0 (drains at 2 < 2.1): 1.5, 2.5 (latency 2.3 ok); r3 m0 -> g0: 2.5, 3.5 (3.2 > 3: drop);
+    # r4 m1 -> g1 (2.1 < 2.5): 4.1 (3.1 > 2.5: drop); r5 m0 -> g0: 2.5, 3.5 (2.3 ok).
+    sim = table_sim(TINY_TABLE, TINY_SLO, tiny_workload(), fixed_overhead_s=0.0, stage_penalty=0.0, dispatch=dispatch)
+    r = sim.run(TINY_PLACEMENT)
+    np.testing.assert_allclose(r.finish_s, [2.0, 2.1, 2.5, np.nan, np.nan, 3.5])
+    assert r.good.tolist() == [True, True, True, False, False, True]
+    assert r.group_requests.tolist() == [4, 2]
+    assert r.model_requests.tolist() == [3, 3] and r.model_good.tolist() == [2, 2]
+    assert r.attainment == pytest.approx(4 / 6)
+    np.testing.assert_allclose(r.model_attainment, [2 / 3, 2 / 3])
+    att, mg, mt, gc = sim.run_fast(TINY_PLACEMENT)
+    assert att == pytest.approx(4 / 6) and mg.tolist() == [2, 2] and mt.tolist() == [3, 3] and gc.tolist() == [4, 2]
+    assert r.latency_mean_s == pytest.approx(np.mean([2.0, 2.0, 2.3, 2.3]))
+
+
+def test_overhead_and_penalty_are_applied():
+    # one stage of 1.0 s on pp=2 becomes 1.0 * (1 + 0.1 * 2) = 1.2 s; overhead 0.5 s on top
+    w = Workload(np.array([0.0]), np.array([0]), 1.0, 2)
+    sim = table_sim(TINY_TABLE, [10.0, 10.0], w, fixed_overhead_s=0.5, stage_penalty=0.1)
+    r = sim.run(TINY_PLACEMENT)
+    assert r.finish_s[0] == pytest.approx(2 * 1.2 + 0.5)
+    # the overhead alone can break the SLO: 2.4 + 0.5 > 2.8
+    sim = table_sim(TINY_TABLE, [2.8, 10.0], w, fixed_overhead_s=0.5, stage_penalty=0.1)
+    assert not sim.run(TINY_PLACEMENT).good[0]
+
+
+def test_time_varying_placement_flushes_queues():
+    # same placement twice, switching at t=1.0: r4 (m1, t=1.0) now sees idle clocks and is served by g0
+    sim = table_sim(TINY_TABLE, TINY_SLO, tiny_workload(), fixed_overhead_s=0.0, stage_penalty=0.0)
+    tv = TimeVaryingPlacement((0.0, 1.0), (TINY_PLACEMENT, TINY_PLACEMENT))
+    r = sim.run(tv)
+    np.testing.assert_allclose(r.finish_s, [2.0, 2.1, 2.5, np.nan, 2.0, 3.5])
+    assert r.group_requests.tolist() == [3, 1, 2, 0]
+
+
+def test_unplaced_model_and_missing_profile_are_misses():
+    w = tiny_workload()
+    sim = table_sim(TINY_TABLE, TINY_SLO, w, fixed_overhead_s=0.0, stage_penalty=0.0)
+    r = sim.run(Placement((Group(P1, (1,)),)))  # model 0 nowhere
+    assert r.model_good[0] == 0 and r.model_requests[0] == 3
+    r = sim.run(Placement((Group(P1, (0, 1)),)))  # model 0 has no (1,1) profile
+    assert r.model_good[0] == 0 and r.group_requests[0] == 6
+    assert sim.run(Placement(())).attainment == 0.0
+
+
+def test_pipeline_throughput_is_one_over_max_stage():
+    n = 200
+    w = Workload(np.zeros(n), np.zeros(n, np.int32), 1.0, 1)
+    p4 = ParallelConfig(4, 1)
+    sim = table_sim({(0, p4, 1): [0.1, 0.3, 0.2, 0.1]}, [1e9], w, fixed_overhead_s=0.0, stage_penalty=0.0)
+    r = sim.run(Placement((Group(p4, (0,)),)))
+    np.testing.assert_allclose(np.diff(r.finish_s), 0.3)
+    assert r.finish_s[0] == pytest.approx(0.7)
+    assert (n - 1) / (r.finish_s[-1] - r.finish_s[0]) == pytest.approx(1 / 0.3)
+
+
+def md1_mean(lam, d):
+    return d + lam * d * d / (2 * (1 - lam * d))
+
+
+@pytest.mark.parametrize("stages", [[0.1], [0.05, 0.05]])
+def test_low_load_matches_md1(stages):
+    # M/D/1 (digest 1.4): W = D + lambda D^2 / (2 (1 - lambda D)); a 2-stage equal pipeline:
+    # W = D_s + lambda D_m^2 / (2 (1 - lambda D_m)) (the second stage never waits).
+    lam, dur = 4.0, 20000.0
+    c = ParallelConfig(len(stages), 1)
+    w = gamma_workload([lam], 1.0, dur, seed=3)
+    sim = table_sim({(0, c, 1): stages}, [1e9], w, fixed_overhead_s=0.0, stage_penalty=0.0)
+    r = sim.run(Placement((Group(c, (0,)),)))
+    dm, ds = max(stages), sum(stages)
+    expected = ds - dm + md1_mean(lam, dm)
+    assert r.attainment == 1.0
+    assert r.latency_mean_s == pytest.approx(expected, rel=0.02)
+
+
+def test_two_dedicated_gpus_match_md1_split():
+    # W_simple = sum over the two GPUs of their M/D/1 waits weighted by traffic share (p = 0.3)
+    lam, d, p, dur = 6.0, 0.1, 0.3, 20000.0
+    w = gamma_workload([p * lam, (1 - p) * lam], 1.0, dur, seed=5)
+    table = {(0, P1, 1): [d], (1, P1, 1): [d]}
+    sim = table_sim(table, [1e9, 1e9], w, fixed_overhead_s=0.0, stage_penalty=0.0)
+    r = sim.run(Placement((Group(P1, (0,)), Group(P1, (1,)))))
+    expected = p * md1_mean(p * lam, d) + (1 - p) * md1_mean((1 - p) * lam, d)
+    assert r.latency_mean_s == pytest.approx(expected, rel=0.02)
+
+
+def random_case(rng, n_models=4, n_groups=3, n_req=400, batch=1):
+    configs = [P1, P2, ParallelConfig(4, 1), ParallelConfig(2, 2)]
+    table = {}
+    for m in range(n_models):
+        for c in configs:
+            if rng.random() < 0.15:
+                continue  # some (model, config) pairs cannot run
+            base = rng.uniform(0.01, 0.2, size=c.pp)
+            for b in range(1, batch + 1):
+                table[(m, c, b)] = (base * b**0.8).tolist()
+    groups = []
+    for _ in range(n_groups):
+        c = configs[rng.integers(len(configs))]
+        k = int(rng.integers(0, n_models + 1))
+        groups.append(Group(c, tuple(int(x) for x in rng.choice(n_models, size=k, replace=False))))
+    arr = np.sort(rng.uniform(0, 20, size=n_req))
+    arr[5:9] = arr[5]  # ties
+    w = Workload(arr, rng.integers(0, n_models, size=n_req), 20.0, n_models)
+    slo = rng.uniform(0.05, 1.0, size=n_models)
+    return table, Placement(tuple(groups)), w, slo
+
+
+@pytest.mark.parametrize("dispatch", ["earliest", "fewest_inflight"])
+@pytest.mark.parametrize("batch", [1, 4])
+def test_compiled_kernel_equals_python_reference(dispatch, batch):
+    rng = np.random.default_rng(11)
+    for _ in range(15):
+        table, placement, w, slo = random_case(rng, batch=batch)
+        if rng.random() < 0.4:
+            other = random_case(rng)[1]
+            placement = TimeVaryingPlacement((0.0, float(rng.uniform(2, 18))), (placement, other))
+        kw = {"fixed_overhead_s": 0.011, "stage_penalty": 0.009, "dispatch": dispatch, "max_batch_size": batch}
+        fin_ref, good_ref, counts_ref = reference_simulate(w, placement, table, slo, **kw)
+        r = table_sim(table, slo, w, **kw).run(placement)
+        np.testing.assert_array_equal(r.good, good_ref)
+        np.testing.assert_allclose(r.finish_s, fin_ref, rtol=0, atol=1e-12)
+        assert r.group_requests.tolist() == counts_ref
+
+
+def test_batching_serves_more_at_high_load():
+    # bs=2 costs 1.2x one request, so batching raises capacity from 10/s to ~16.7/s
+    c = P1
+    table = {(0, c, 1): [0.1], (0, c, 2): [0.12]}
+    w = gamma_workload([14.0], 1.0, 500.0, seed=2)
+    unbatched = table_sim(table, [1.0], w, fixed_overhead_s=0.0, stage_penalty=0.0).run(Placement((Group(c, (0,)),)))
+    batched = table_sim(table, [1.0], w, fixed_overhead_s=0.0, stage_penalty=0.0, max_batch_size=2).run(
+        Placement((Group(c, (0,)),))
+    )
+    assert batched.attainment > unbatched.attainment + 0.1
+
+
+def test_batch_join_hand_computed():
+    # r0 at 0 runs alone [0, 0.1]; r1 at 0.05 waits; r2 at 0.06 joins r1's batch (not started: starts 0.1)
+    table = {(0, P1, 1): [0.1], (0, P1, 2): [0.15]}
+    w = Workload(np.array([0.0, 0.05, 0.06]), np.zeros(3, np.int32), 1.0, 1)
+    r = table_sim(table, [1.0], w, fixed_overhead_s=0.0, stage_penalty=0.0, max_batch_size=2).run(
+        Placement((Group(P1, (0,)),))
+    )
+    np.testing.assert_allclose(r.finish_s, [0.1, 0.25, 0.25])
+
+
+def test_instance_simulation_and_slo_below_fastest_gives_zero():
+    models = (get_model("bert-1.3b"), get_model("bert-2.6b"))
+    lm = latency_model_for("v100-16gb", profile=None)
+    test = gamma_workload([3.0, 2.0], 2.0, 100.0, seed=0)
+    train = gamma_workload([3.0, 2.0], 2.0, 100.0, seed=0, stream=1)
+    slo = (5 * lm.single_gpu_latency_s(models[0]), 0.01)  # 10 ms: below any achievable latency
+    inst = AlpaInstance(Cluster(4), models, slo, lm, train, test)
+    r = simulate(inst, Placement((Group(ParallelConfig(2, 2), (0, 1)),)))
+    assert r.model_good[1] == 0 and r.model_requests[1] > 0
+    assert 0 < r.model_attainment[0] <= 1
+    assert r.attainment == pytest.approx(r.model_good[0] / len(test))
+    assert np.isfinite(r.latency_p99_s) and r.latency_p99_s >= r.latency_p90_s
+
+
+def test_warmup_trimming_and_empty_trace():
+    w = Workload(np.empty(0), np.empty(0, np.int32), 10.0, 2)
+    r = table_sim(TINY_TABLE, TINY_SLO, w).run(TINY_PLACEMENT)
+    assert r.attainment == 1.0 and np.isnan(r.latency_mean_s) and r.num_requests == 0
+    sim = table_sim(TINY_TABLE, TINY_SLO, tiny_workload(), fixed_overhead_s=0.0, stage_penalty=0.0, warmup_s=0.15)
+    r = sim.run(TINY_PLACEMENT)  # only r2 (0.2), r5 (1.2) lie in [0.15, 1.85] and are good
+    assert r.latency_mean_s == pytest.approx(2.3)
+
+
+def test_bad_simulator_input():
+    w = tiny_workload()
+    with pytest.raises(InputError, match="dispatch"):
+        table_sim(TINY_TABLE, TINY_SLO, w, dispatch="random")
+    with pytest.raises(InputError, match="number of models"):
+        table_sim(TINY_TABLE, [1.0], w)
+    with pytest.raises(InputError, match="model index"):
+        table_sim(TINY_TABLE, TINY_SLO, w).run(Placement((Group(P1, (5,)),)))
+    with pytest.raises(InputError, match="max_batch_size"):
+        table_sim(TINY_TABLE, TINY_SLO, w, max_batch_size=0)
