@@ -150,7 +150,7 @@ BUDGET_TABLE_KEYS = {
     "threads": Key(_pos_int),
     "rel_gap": Key(_nonneg_number),
 }
-METHOD_KEYS = {"name": Key(_str, True), "label": Key(_name), "options": Key(_table), **BUDGET_TABLE_KEYS}
+METHOD_KEYS = {"name": Key(_str, True), "label": Key(_str), "options": Key(_table), **BUDGET_TABLE_KEYS}
 EVALUATOR_KEYS = {"name": Key(_str, True), "params": Key(_table)}
 EXPERIMENT_TOP = {
     "experiment": Key(_table, True),

@@ -118,6 +118,7 @@ class DaskExecutor:
                 n_workers=n,
                 threads_per_worker=1,
                 processes=processes,
+                protocol="tcp://",
                 host="127.0.0.1",
                 dashboard_address=None,
             )

@@ -57,13 +57,14 @@ def _info(module: ModuleType) -> FigureInfo:
 
 
 def load_figure(name: str) -> ModuleType:
-    """The module of figure ``name``: ``paper_figures.<name>``, or a dotted module path."""
-    candidates = [name] if "." in name else [f"paper_figures.{name}"]
+    """The module of figure ``name``: ``paper_figures.<name>``, else any importable module of that name."""
+    importlib.invalidate_caches()
+    candidates = [name] if "." in name else [f"paper_figures.{name}", name]
     for modname in candidates:
         try:
             module = importlib.import_module(modname)
         except ModuleNotFoundError as exc:
-            if exc.name is not None and modname.startswith(exc.name):
+            if exc.name is not None and (modname + ".").startswith(exc.name + "."):
                 continue
             raise
         _info(module)

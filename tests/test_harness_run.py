@@ -1,0 +1,223 @@
+"""The experiment harness end to end on a tiny test-only problem: rows, resume after a kill, Dask, figures."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from experiments.config import load_config
+from experiments.executors import SerialExecutor
+from experiments.grid import expand_cases
+from experiments.runner import run_experiment
+from experiments.store import ResultStore
+from serveplan.cli import main
+
+# A test-only problem (registered under "chain" with "_test" names): subset-sum greedy on random weights.
+PLUGIN = """
+import time
+import numpy as np
+from serveplan.registry import MethodResult, register, register_evaluator, register_family
+
+
+@register_family("chain", "_test_run_knap", summary="test only: random weights")
+def family(params, seed):
+    rng = np.random.default_rng(seed)
+    return {"w": rng.integers(1, 10, int(params["n"])).tolist(), "cap": int(params.get("cap", 12))}
+
+
+@register("chain", "_test_run_greedy", kind="heuristic", summary="test only")
+def greedy(inst, budget, param):
+    time.sleep(float(budget.options.get("sleep_s", 0.0)))
+    if budget.options.get("fail"):
+        raise RuntimeError("deliberate failure")
+    total = 0
+    for w in sorted(inst["w"], reverse=bool(budget.options.get("largest_first"))):
+        if total + w <= inst["cap"]:
+            total += w
+    return MethodResult("x", "feasible", total, float(total), verified=True)
+
+
+@register_evaluator("chain", "_test_run_fill", summary="test only")
+def fill(inst, result, params, seed):
+    return {"fill": result.objective / inst["cap"], "scaled": params.get("scale", 1) * result.objective}
+"""
+
+FIGURE = '''
+"""Test figure: fill per label."""
+from paper_figures._common import plt, save_figure, summarise
+
+NAME = "sp_harness_fig"
+CONFIGS = [{config!r}]
+
+
+def plot(rows, out_dir):
+    stats = summarise(rows, ["label"], "fill")
+    fig, ax = plt.subplots()
+    ax.bar(stats["label"], stats["mean"])
+    return save_figure(fig, out_dir, NAME, stats)
+'''
+
+
+def config_text(name: str, *, sleep_s: float = 0.0, fail: bool = False, n: list[int] | None = None) -> str:
+    return textwrap.dedent(
+        f"""
+        [experiment]
+        name = "{name}"
+        problem = "chain"
+        seeds = 2
+        metrics = ["fill"]
+        plugins = ["sp_harness_plugin"]
+
+        [instance]
+        family = "_test_run_knap"
+        params = {{ cap = 12 }}
+
+        [grid]
+        product = {{ n = {n or [3, 6]} }}
+        zip = {{ "evaluator.scale" = [1, 2] }}
+
+        [[methods]]
+        name = "_test_run_greedy"
+        options = {{ sleep_s = {sleep_s} }}
+
+        [[methods]]
+        name = "_test_run_greedy"
+        label = "largest"
+        options = {{ sleep_s = {sleep_s}, largest_first = true, fail = {str(fail).lower()} }}
+
+        [evaluator]
+        name = "_test_run_fill"
+        """
+    )
+
+
+@pytest.fixture(scope="module")
+def plugin_dir(tmp_path_factory):
+    d = tmp_path_factory.mktemp("plugin")
+    (d / "sp_harness_plugin.py").write_text(PLUGIN)
+    sys.path.insert(0, str(d))
+    yield d
+    sys.path.remove(str(d))
+
+
+def env_with(path: Path, results: Path) -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(path), env.get("PYTHONPATH", "")])
+    env["SERVEPLAN_RESULTS"] = str(results)
+    return env
+
+
+STABLE = ["case_id", "label", "seed", "n", "evaluator.scale", "status", "objective", "fill", "scaled", "verified"]
+
+
+def test_rows_errors_and_skip(plugin_dir, tmp_path):
+    cfg = tmp_path / "exp.toml"
+    cfg.write_text(config_text("rows", fail=True))
+    config = load_config(cfg)
+    summary = run_experiment(config, SerialExecutor(), root=tmp_path / "res")
+    assert (summary.total, summary.ran, summary.errors) == (16, 16, 8)
+    table = pd.read_csv(tmp_path / "res" / "results.csv")
+    assert len(table) == 16 and table["case_id"].is_unique
+    ok = table[table["label"] == "_test_run_greedy"]
+    assert (ok["status"] == "feasible").all() and ok["verified"].all()
+    assert (ok["scaled"] == ok["objective"] * ok["evaluator.scale"]).all()
+    bad = table[table["label"] == "largest"]
+    assert (bad["status"] == "error").all()
+    assert bad["message"].str.contains("deliberate failure").all()
+    assert pd.read_parquet(tmp_path / "res" / "results.parquet").shape == table.shape
+    resolved = json.loads((tmp_path / "res" / "resolved.json").read_text())
+    assert resolved["config_hash"] == config.config_hash()
+    # Finished cases are skipped; error cases are retried.
+    again = run_experiment(config, SerialExecutor(), root=tmp_path / "res")
+    assert (again.skipped, again.ran) == (8, 8)
+
+
+def test_resume_after_kill(plugin_dir, tmp_path, capsys):
+    cfg = tmp_path / "slow.toml"
+    cfg.write_text(config_text("slow", sleep_s=0.1, n=[3, 4, 5]))
+    results = tmp_path / "res"
+    env = env_with(plugin_dir, results)
+    cmd = [sys.executable, "-m", "serveplan.cli", "run", str(cfg), "--workers", "1", "--quiet"]
+    proc = subprocess.Popen(cmd, env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    cases_dir = results / "slow" / "cases"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and len(list(cases_dir.glob("*.json"))) < 3:
+        assert proc.poll() is None, proc.stderr.read().decode()
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    proc.stderr.close()
+    before = {p.stem for p in cases_dir.glob("*.json")}
+    expected = {c.case_id for c in expand_cases(load_config(cfg))}
+    assert 3 <= len(before) < len(expected)
+    assert before <= expected
+    assert main(["run", str(cfg), "--executor", "serial", "--quiet", "--results", str(results)]) == 0
+    assert f"{len(before)} already done, {len(expected) - len(before)} run" in capsys.readouterr().out
+    table = pd.read_csv(results / "slow" / "results.csv")
+    assert set(table["case_id"]) == expected and len(table) == len(expected)
+    assert not list(cases_dir.glob(".*.tmp"))
+
+
+def test_dask_matches_local(plugin_dir, tmp_path):
+    from experiments.executors import DaskExecutor
+
+    cfg = tmp_path / "d.toml"
+    cfg.write_text(config_text("dask"))
+    config = load_config(cfg)
+    run_experiment(config, SerialExecutor(), root=tmp_path / "serial")
+    ex = DaskExecutor(workers=1, processes=False)
+    try:
+        summary = run_experiment(config, ex, root=tmp_path / "dask")
+    finally:
+        ex.close()
+    assert summary.ran == 16 and summary.errors == 0
+    a = ResultStore(tmp_path / "serial").load()[STABLE].sort_values("case_id", ignore_index=True)
+    b = ResultStore(tmp_path / "dask").load()[STABLE].sort_values("case_id", ignore_index=True)
+    pd.testing.assert_frame_equal(a, b)
+
+
+def test_local_processes_match_serial(plugin_dir, tmp_path):
+    cfg = tmp_path / "l.toml"
+    cfg.write_text(config_text("local"))
+    results = tmp_path / "res"
+    assert main(["run", str(cfg), "--workers", "2", "--quiet", "--results", str(results)]) == 0
+    run_experiment(load_config(cfg), SerialExecutor(), root=tmp_path / "serial")
+    a = ResultStore(results / "local").load()[STABLE].sort_values("case_id", ignore_index=True)
+    b = ResultStore(tmp_path / "serial").load()[STABLE].sort_values("case_id", ignore_index=True)
+    pd.testing.assert_frame_equal(a, b)
+
+
+def test_figures_command_runs_missing_and_writes_files(plugin_dir, tmp_path, capsys):
+    cfg = tmp_path / "fig.toml"
+    cfg.write_text(config_text("figexp"))
+    (plugin_dir / "sp_harness_fig.py").write_text(FIGURE.format(config=str(cfg)))
+    out = tmp_path / "figs"
+    code = main(["figures", "sp_harness_fig", "--results", str(tmp_path / "res"), "--out", str(out),
+                 "--executor", "serial"])  # fmt: skip
+    assert code == 0
+    for ext in ("png", "pdf", "csv"):
+        assert (out / f"sp_harness_fig.{ext}").stat().st_size > 0
+    plotted = pd.read_csv(out / "sp_harness_fig.csv")
+    assert set(plotted["label"]) == {"_test_run_greedy", "largest"}
+    assert len(ResultStore(tmp_path / "res" / "figexp").finished_ids()) == 16
+
+
+def test_show_summarises_over_seeds(plugin_dir, tmp_path, capsys):
+    cfg = tmp_path / "s.toml"
+    cfg.write_text(config_text("showexp", n=[4]))
+    run_experiment(load_config(cfg), SerialExecutor(), root=tmp_path / "res" / "showexp")
+    assert main(["show", str(tmp_path / "res" / "showexp"), "--metrics", "fill"]) == 0
+    out = capsys.readouterr().out
+    table = pd.read_csv(tmp_path / "res" / "showexp" / "results.csv")
+    fill = table[(table["label"] == "largest") & (table["evaluator.scale"] == 1)]["fill"]
+    assert f"{fill.mean():.4g} ± {fill.std():.2g}" in out
+    assert "== showexp (8 rows)" in out
