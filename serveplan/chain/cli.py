@@ -1,0 +1,157 @@
+"""``serveplan solve chain``: run one registered method on one chain instance file.
+
+Prints the placement table, the chains with their service times T_k and capacities c_k, the verification
+status, the objective (sum_k c_k), the bound and gap (exact methods), and Theorem 3.7's response-time bounds;
+``--json`` prints the same as one JSON object. Exit status: 0 when a verified solution was found, 1 when the
+method found none (infeasible is a result; the reason is printed) or verification failed, 2 on bad input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from typing import Any
+
+from serveplan.chain.instance import ChainInstance
+from serveplan.chain.placement import ChainSolution, residual_slots, service_time_s
+from serveplan.chain.verify import verify
+from serveplan.errors import InputError
+from serveplan.registry import Budget, MethodResult, run_method
+
+
+def register_solve(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``chain`` parser under ``serveplan solve``."""
+    p = subparsers.add_parser(
+        "chain",
+        help="server chain composition: block placement + cache allocation",
+        description="Solve a server-chain instance (JSON, docs/schemas/chain_instance.schema.json) with one method.",
+    )
+    p.add_argument("--instance", required=True, metavar="FILE", help="instance JSON file")
+    p.add_argument("--method", default="gbp_cr+gca", help="method name (see `serveplan methods chain`)")
+    p.add_argument("--backend", default="highs", help="MILP backend for exact methods (default highs)")
+    p.add_argument("--time-limit", type=float, default=None, metavar="S", help="wall-clock limit, seconds")
+    p.add_argument("--threads", type=int, default=None, metavar="N", help="thread budget")
+    p.add_argument("--rel-gap", type=float, default=None, help="relative MIP gap for exact methods")
+    p.add_argument("--seed", type=int, default=0, help="seed for random methods (default 0)")
+    p.add_argument(
+        "--option",
+        "-o",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="method option, repeatable (e.g. -o c=7 -o last_server=truncate)",
+    )
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--save", metavar="FILE", help="also write the solution and report as JSON to FILE")
+    p.set_defaults(func=run_solve)
+
+
+def _options(pairs: list[str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        if "=" not in pair:
+            raise InputError("options are KEY=VALUE", field="--option", value=pair)
+        key, value = pair.split("=", 1)
+        out[key.strip()] = value.strip()
+    return out
+
+
+def _finite(x: Any) -> Any:
+    return None if isinstance(x, float) and not math.isfinite(x) else x
+
+
+def report_dict(instance: ChainInstance, result: MethodResult) -> dict[str, Any]:
+    """The JSON report of one solve."""
+    out: dict[str, Any] = {
+        "instance": instance.name,
+        "method": result.method,
+        "status": result.status,
+        "objective": result.objective,
+        "bound": result.bound,
+        "gap": result.gap,
+        "verified": result.verified,
+        "violations": result.violations,
+        "wall_s": result.wall_s,
+        "info": {k: _finite(v) for k, v in result.info.items()},
+    }
+    sol = result.solution
+    if isinstance(sol, ChainSolution):
+        out["verify"] = verify(instance, sol).to_dict()
+        out["solution"] = sol.to_dict()
+        out["solution"]["service_times_s"] = [service_time_s(instance, ch) for ch in sol.chains]
+    if result.solve is not None:
+        out["solve"] = result.solve
+    return out
+
+
+def _print_text(instance: ChainInstance, result: MethodResult) -> None:
+    print(
+        f"instance  {instance.name or '(unnamed)'}: J={instance.num_servers}, L={instance.num_blocks}, "
+        f"lambda={instance.arrival_rate:g}/s, rho_bar={instance.target_load:g}, "
+        f"target rate {instance.required_rate:.6g}/s"
+    )
+    print(f"method    {result.method}: {result.status} in {result.wall_s:.3f} s")
+    sol = result.solution
+    if not isinstance(sol, ChainSolution):
+        reason = result.info.get("reason") or (result.solve or {}).get("message") or "no solution found"
+        print(f"no solution: {reason}")
+        return
+    report = verify(instance, sol)
+    slots = residual_slots(instance, sol.placement)
+    print("\nplacement (blocks a..a+m-1; slots = cache slots left after blocks)")
+    print(f"  {'#':>4} {'server':<24} {'mem_gb':>8} {'tau_c_s':>9} {'tau_p_s':>9} {'blocks':>9} {'slots':>6}")
+    for j, s in enumerate(instance.servers):
+        a, m = sol.placement.first_block[j], sol.placement.num_blocks[j]
+        blocks = f"{a}..{a + m - 1}" if m else "-"
+        print(
+            f"  {j:>4} {s.name[:24]:<24} {s.memory_gb:>8.3g} {s.comm_time_s:>9.4g} {s.compute_time_s:>9.4g} "
+            f"{blocks:>9} {int(slots[j]) if m else '':>6}"
+        )
+    print(f"\nchains ({len(sol.chains)}; servers:blocks processed)")
+    print(f"  {'k':>4} {'T_k_s':>9} {'c_k':>5}  path")
+    for k, (ch, c) in enumerate(zip(sol.chains, sol.capacities, strict=True)):
+        path = " -> ".join(f"{j}:{b}" for j, b in zip(ch.servers, ch.blocks, strict=True))
+        print(f"  {k:>4} {service_time_s(instance, ch):>9.4g} {c:>5}  {path}")
+    print(f"\nverified  {report.status}" + ("" if report.ok else f" (failed: {', '.join(report.failed_checks)})"))
+    for v in report.violations:
+        print(f"  {v}")
+    print(
+        f"objective {result.objective:g} job servers (sum c_k); total rate {report.total_rate:.6g}/s "
+        f"vs target {report.required_rate:.6g}/s"
+    )
+    if result.bound is not None:
+        gap = f"{result.gap:.4g}" if result.gap is not None else "n/a"
+        print(f"bound     {result.bound:g} (gap {gap})")
+    lo, hi = result.info.get("lower_response_s"), result.info.get("upper_response_s")
+    if lo is not None and hi is not None:
+        print(f"response  Theorem 3.7 mean response time in [{lo:.6g}, {hi:.6g}] s")
+    extras = {k: result.info[k] for k in ("c", "K", "criterion") if k in result.info}
+    if extras:
+        print("info      " + ", ".join(f"{k}={v}" for k, v in extras.items()))
+
+
+def run_solve(args: argparse.Namespace) -> int:
+    """Handler of ``serveplan solve chain``."""
+    instance = ChainInstance.load_json(args.instance)
+    budget = Budget(
+        time_limit_s=args.time_limit,
+        threads=args.threads,
+        backend=args.backend,
+        rel_gap=args.rel_gap,
+        seed=args.seed,
+        options=_options(args.option),
+    )
+    result = run_method("chain", args.method, instance, budget)
+    report = report_dict(instance, result)
+    if args.save:
+        with open(args.save, "w") as fh:
+            json.dump(report, fh, indent=2)
+            fh.write("\n")
+    if args.json:
+        json.dump(report, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    else:
+        _print_text(instance, result)
+    return 0 if (result.solution is not None and result.verified) else 1
