@@ -5,6 +5,7 @@ Nothing here creates a Python object per request; every operation is vectorised.
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -214,13 +215,16 @@ def _read_workload_csv(path: Path) -> tuple[np.ndarray, np.ndarray, float, int |
         for key in ("arrival_s", "model_id"):
             if key not in cols:
                 raise InputError("missing column", source=str(path), field=key, value=cols)
-        try:
-            data = np.loadtxt(fh, delimiter=",", ndmin=2)
-        except ValueError as exc:
-            raise InputError(f"unreadable row: {exc}", source=str(path)) from None
-    if data.size == 0:
+        body = fh.read()
+    if not body.strip():
         arr, mid = np.empty(0), np.empty(0, np.int32)
     else:
+        try:
+            data = np.loadtxt(io.StringIO(body), delimiter=",", ndmin=2)
+        except ValueError as exc:
+            raise InputError(f"unreadable row: {exc}", source=str(path)) from None
+        if data.shape[1] != len(cols):
+            raise InputError("rows and header differ in column count", source=str(path), value=data.shape[1])
         arr = data[:, cols.index("arrival_s")].astype(np.float64)
         mid = data[:, cols.index("model_id")].astype(np.int32)
     dur = float(meta["duration_s"]) if "duration_s" in meta else (float(arr[-1]) if arr.size else 0.0)
