@@ -1,6 +1,7 @@
-"""The Azure LLM inference trace 2023 (``TIMESTAMP,ContextTokens,GeneratedTokens``), shipped under
-``data/azure_llm_2023/`` (one hour of 2023-11-16; ``code``: 8,819 very bursty requests, ``conv``:
-19,366 requests).
+"""The Azure LLM inference trace 2023 as a multi-model workload.
+
+The trace (``TIMESTAMP,ContextTokens,GeneratedTokens``) ships under ``data/azure_llm_2023/``: one
+hour of 2023-11-16; ``code`` has 8,819 very bursty requests, ``conv`` 19,366 requests.
 
 The trace has one request stream; to drive a multi-model placement each request is assigned to a
 model, either by a seeded draw with power-law model popularity (``split="power_law"``, the default,
