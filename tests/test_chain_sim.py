@@ -176,3 +176,29 @@ def test_bad_inputs_raise_input_error():
         simulate([0.0], [1.0], [1.0], [0])
     with pytest.raises(InputError):
         simulate([0.0], [1.0], [1.0], [1], policy="fastest")
+
+
+def batch_means_se(x, batches=20):
+    n = len(x) // batches
+    means = np.array([x[i * n : (i + 1) * n].mean() for i in range(batches)])
+    return means.std(ddof=1) / math.sqrt(batches)
+
+
+@pytest.mark.parametrize("load", [0.3, 0.6, 0.85])
+@pytest.mark.parametrize("instance_seed", [0, 1])
+def test_jffc_within_theorem37_bounds(load, instance_seed):
+    from serveplan.chain.bounds import theorem37_bounds
+
+    rng = np.random.default_rng(100 + instance_seed)
+    k = int(rng.integers(2, 6))
+    mu = rng.uniform(0.1, 2.0, k)
+    cap = rng.integers(1, 6, k)
+    lam = load * float(mu @ cap)
+    b = theorem37_bounds(lam, mu, cap)
+    res = simulate_poisson(mu, cap, lam, 200_000, seed=instance_seed)
+    r = res.trimmed(0.05).response_s
+    # the bounds hold for the stationary mean; the estimate's standard error comes from 20 batch means
+    # (batches of ~9,500 jobs, much longer than the correlation time at these loads); 4 standard errors
+    # make a false failure improbable (< 1e-4 per side under normality)
+    se = batch_means_se(r)
+    assert b.lower_s - 4 * se <= r.mean() <= b.upper_s + 4 * se
