@@ -1,0 +1,109 @@
+"""Solver benchmarks, model export/import and the performance profile."""
+
+from __future__ import annotations
+
+import math
+import textwrap
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from experiments.bench_solvers import load_suite, performance_profile
+from experiments.lp_io import capture_lp, read_lp, write_lp
+from serveplan.cli import main
+from serveplan.errors import InputError
+from serveplan.registry import get_family, run_method
+from serveplan.solvers import solve_lp
+
+
+@pytest.fixture(scope="module")
+def tiny_chain():
+    return get_family("chain", "random_tiny").fn({"J": 4, "L": 3}, 1)
+
+
+def test_export_round_trip_solves_to_the_methods_optimum(tiny_chain, tmp_path):
+    direct = run_method("chain", "milp:bpca", tiny_chain)
+    assert direct.status == "optimal"
+    lp = capture_lp("chain", "milp:bpca", tiny_chain)
+    for suffix in ("mps", "lp"):
+        path = write_lp(lp, tmp_path / f"m.{suffix}")
+        back = read_lp(path)
+        assert (back.num_cols, back.num_rows, int(back.integer.sum())) == (lp.num_cols, lp.num_rows, lp.integer.sum())
+        res, _ = solve_lp(back, "highs")
+        assert res.status == "optimal"
+        assert math.isclose(res.objective, direct.objective, rel_tol=1e-9)
+
+
+def test_export_command_and_heuristic_refused(tmp_path, capsys):
+    out = tmp_path / "bpca.mps"
+    args = ["export", "--problem", "chain", "--method", "milp:bpca", "--family", "random_tiny",
+            "--params", '{"J": 4, "L": 3}', "--seed", "1", "--out", str(out)]  # fmt: skip
+    assert main(args) == 0
+    assert out.read_text().startswith(("NAME", "*"))
+    with pytest.raises(InputError, match="solved no MILP"):
+        capture_lp("chain", "gbp_cr", get_family("chain", "random_tiny").fn({}, 0))
+
+
+def test_performance_profile_by_hand():
+    table = pd.DataFrame(
+        {
+            "instance": ["a", "a", "b", "b", "c", "c"],
+            "backend": ["x", "y"] * 3,
+            "time_to_opt_s": [1.0, 2.0, 4.0, 1.0, 3.0, math.inf],
+        }
+    )
+    taus, rho = performance_profile(table)
+    at = {t: i for i, t in enumerate(taus)}
+    # x: ratios 1, 4, 1 ; y: ratios 2, 1, inf
+    assert rho["x"][at[1.0]] == pytest.approx(2 / 3) and rho["y"][at[1.0]] == pytest.approx(1 / 3)
+    assert rho["y"][at[2.0]] == pytest.approx(2 / 3) and rho["x"][at[4.0]] == pytest.approx(1.0)
+    assert rho["y"][-1] == pytest.approx(2 / 3)
+    assert np.all(np.diff(rho["x"]) >= 0)
+
+
+def test_suite_validation(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[suite]\nname = "b"\ntime_limt_s = 3\n')
+    with pytest.raises(InputError) as info:
+        load_suite(str(bad))
+    assert info.value.field == "suite.time_limt_s" and "time_limit_s" in str(info.value)
+    with pytest.raises(InputError, match="did you mean tiny"):
+        load_suite("tinyy")
+
+
+def test_bench_solvers_writes_runs_and_profile(tiny_chain, tmp_path, capsys):
+    suite = tmp_path / "t.toml"
+    suite.write_text(
+        textwrap.dedent(
+            """
+            [suite]
+            name = "t"
+            time_limit_s = 20
+            threads = 1
+            backends = ["highs", "scip"]
+            seeds = [1]
+
+            [[instances]]
+            problem = "chain"
+            family = "random_tiny"
+            method = "milp:bpca"
+            sizes = [{ J = 4, L = 3 }]
+            """
+        )
+    )
+    mps = write_lp(capture_lp("chain", "milp:bpca", tiny_chain), tmp_path / "same.mps")
+    out = tmp_path / "bench"
+    assert main(["bench", "solvers", "--suite", str(suite), "--out", str(out), "--mps", str(mps)]) == 0
+    runs = pd.read_csv(out / "runs.csv")
+    assert len(runs) == 4 and set(runs["backend"]) == {"highs", "scip"}
+    assert (runs["status"] == "optimal").all()
+    # The suite's instance and the MPS file are the same model: every solve agrees on the optimum.
+    assert runs["objective"].nunique() == 1
+    assert runs["objective"].iloc[0] == pytest.approx(run_method("chain", "milp:bpca", tiny_chain).objective)
+    for name in ("performance_profile", "gap_over_time"):
+        for ext in ("png", "pdf", "csv"):
+            assert (out / f"{name}.{ext}").stat().st_size > 0
+    profile = pd.read_csv(out / "performance_profile.csv")
+    assert profile[["highs", "scip"]].iloc[-1].tolist() == [1.0, 1.0]
+    assert "machine: cpu" in capsys.readouterr().out
