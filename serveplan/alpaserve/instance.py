@@ -159,24 +159,33 @@ class AlpaInstance:
         def wl(entry: Any, label: str) -> Workload:
             if not isinstance(entry, dict):
                 raise InputError("must be an object", source=source, field=label, value=entry)
-            if "spec" in entry:
-                return workload_from_spec(entry["spec"], len(models))
-            if "file" in entry:
-                p = Path(entry["file"])
-                if base_dir is not None and not p.is_absolute():
-                    p = base_dir / p
-                return Workload.load(p, num_models=len(models))
             try:
+                if "spec" in entry:
+                    return workload_from_spec(entry["spec"], len(models))
+                if "file" in entry:
+                    p = Path(entry["file"])
+                    if base_dir is not None and not p.is_absolute():
+                        p = base_dir / p
+                    return Workload.load(p, num_models=len(models))
+                arrivals = entry["arrival_s"]
                 return Workload(
-                    np.asarray(entry["arrival_s"], dtype=np.float64),
+                    np.asarray(arrivals, dtype=np.float64),
                     np.asarray(entry["model_id"], dtype=np.int64),
-                    float(entry.get("duration_s", entry["arrival_s"][-1] if entry["arrival_s"] else 0.0)),
+                    float(entry.get("duration_s", arrivals[-1] if arrivals else 0.0)),
                     len(models),
                 )
             except KeyError as exc:
                 raise InputError("missing field", source=source, field=f"{label}.{exc.args[0]}") from None
-            except InputError as exc:
-                raise InputError(exc.message, source=source, field=f"{label}.{exc.field}", value=exc.value) from None
+            except (TypeError, ValueError) as exc:
+                if isinstance(exc, InputError):
+                    raise InputError(
+                        exc.message,
+                        source=exc.source or source,
+                        field=f"{label}.{exc.field}",
+                        value=exc.value,
+                        hint=exc.hint,
+                    ) from None
+                raise InputError(f"bad workload: {exc}", source=source, field=label) from None
 
         train = wl(d["train"], "train")
         test = wl(d["test"], "test") if "test" in d else train
