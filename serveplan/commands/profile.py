@@ -1,0 +1,228 @@
+"""``serveplan profile``: measure per-layer GPU profiles with PyTorch and write them under data/profiles/.
+
+One GPU (``--tp 1``, the default): every layer kind of every model at every batch size, the decoder
+blocks of the chain models, and whole-model forwards to check the sum-of-stages rule. Several GPUs
+(``--tp 1,2,4``): the same at each tensor-parallel degree with one process per GPU through NCCL, plus
+the measured stage-boundary transfer and real multi-GPU pipelines. See docs/profiles.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from pathlib import Path
+
+from serveplan.errors import InputError
+from serveplan.paths import data_path
+from serveplan.profiles.profile_table import (
+    ALPASERVE_SHAPES,
+    BLOCK_SHAPES,
+    build_profile_rows,
+    get_shape,
+    gpu_slug,
+    read_blocks_csv,
+    read_e2e_csv,
+    read_layers_csv,
+    read_p2p_csv,
+    write_blocks_csv,
+    write_e2e_csv,
+    write_layers_csv,
+    write_meta,
+    write_p2p_csv,
+    write_profile_csv,
+)
+
+DEFAULT_E2E = ("bert-1.3b", "bert-2.6b", "bert-6.7b", "moe-1.3b", "moe-2.4b", "moe-5.3b")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add the ``profile`` subcommand."""
+    p = sub.add_parser("profile", help="measure GPU layer profiles with PyTorch (writes data/profiles/<gpu>.csv)")
+    p.add_argument("--models", default=",".join(ALPASERVE_SHAPES), help="AlpaServe models (comma list; '' for none)")
+    p.add_argument("--blocks", default=",".join(BLOCK_SHAPES), help="chain-model decoder blocks (comma list)")
+    p.add_argument("--e2e", default=None, help="models timed end to end (default: those of --models up to 6.7B)")
+    p.add_argument("--batch-sizes", default="1,2,4,8,16", help="batch sizes (comma list)")
+    p.add_argument("--block-seq-lens", default="512,1024,2048", help="prefill lengths / KV-cache lengths for blocks")
+    p.add_argument("--pp", default="1,2,4,8,16,32", help="pipeline degrees in the stage table (<= layers)")
+    p.add_argument("--tp", default="1", help="tensor-parallel degrees to measure; max(tp) processes, one per GPU")
+    p.add_argument("--device", choices=("cuda", "cpu"), default="cuda", help="cpu: a smoke run with tiny models")
+    p.add_argument("--quick", action="store_true", help="1 warm-up and 5 repeats per measurement")
+    p.add_argument("--warmup", type=int, default=None, help="untimed calls before timing (default 3)")
+    p.add_argument("--repeats", type=int, default=None, help="timed calls, median reported (default 10)")
+    p.add_argument("--out", default=str(data_path("profiles")), help="output folder (default data/profiles/)")
+    p.add_argument("--gpu-slug", default=None, help="file-name stem (default from the GPU name, e.g. h100-80gb)")
+    p.add_argument("--merge", action="store_true", help="keep earlier measurements in --out not redone")
+    p.add_argument("--time-budget-s", type=float, default=540.0, help="skip remaining measurements after this long")
+    p.add_argument("--note", default="", help="free text added to the metadata notes")
+    p.set_defaults(func=run)
+
+
+def _ints(text: str, what: str) -> list[int]:
+    try:
+        vals = [int(t) for t in text.split(",") if t.strip()]
+    except ValueError:
+        raise InputError("expected a comma list of integers", field=what, value=text) from None
+    if any(v < 1 for v in vals):
+        raise InputError("values must be >= 1", field=what, value=text)
+    return vals
+
+
+def _names(text: str) -> list[str]:
+    names = [t.strip() for t in text.split(",") if t.strip()]
+    for n in names:
+        get_shape(n)
+    return names
+
+
+def run(args: argparse.Namespace) -> int:
+    """Measure, then write the stage table, the block table, raw measurements and metadata."""
+    from serveplan.profiles import torch_profiler as tpf
+
+    models, blocks = _names(args.models), _names(args.blocks)
+    e2e = _names(args.e2e) if args.e2e is not None else [m for m in DEFAULT_E2E if m in models]
+    warmup, repeats = (1, 5) if args.quick else (3, 10)
+    timing = tpf.TimingSettings(args.warmup if args.warmup is not None else warmup, args.repeats or repeats)
+    tp_degrees = sorted(set(_ints(args.tp, "--tp")))
+    req = tpf.ProfileRequest(
+        models=models,
+        blocks=blocks,
+        batch_sizes=_ints(args.batch_sizes, "--batch-sizes"),
+        block_seq_lens=_ints(args.block_seq_lens, "--block-seq-lens"),
+        tp_degrees=tp_degrees,
+        e2e_models=e2e,
+        device=args.device,
+        timing=timing,
+        time_budget_s=args.time_budget_s,
+    )
+    torch = tpf._torch()
+    if args.device == "cuda" and not torch.cuda.is_available():
+        raise InputError("no CUDA device visible to PyTorch", field="--device", value="cuda", hint="use --device cpu")
+    world = max(tp_degrees)
+    if args.device == "cuda" and world > torch.cuda.device_count():
+        raise InputError(
+            f"--tp {world} needs {world} GPUs, {torch.cuda.device_count()} visible", field="--tp", value=args.tp
+        )
+    env = tpf.environment(args.device)
+    slug = args.gpu_slug or (gpu_slug(env["gpu"], env["gpu_memory_bytes"]) if args.device == "cuda" else "cpu")
+    res = tpf.run_distributed(req, world) if world > 1 else tpf.run_single(req)
+
+    out = Path(args.out)
+    layers, block_rows, e2e_rows, p2p = res.layers, res.blocks, res.e2e, res.p2p
+    if args.merge:
+        layers, block_rows, e2e_rows, p2p = _merge(out, slug, layers, block_rows, e2e_rows, p2p)
+    pp = _ints(args.pp, "--pp")
+    rows = build_profile_rows(layers, pp, p2p)
+    written = [write_profile_csv(out / f"{slug}.csv", rows), write_layers_csv(out / f"{slug}_layers.csv", layers)]
+    if block_rows:
+        written.append(write_blocks_csv(out / f"{slug}_blocks.csv", block_rows))
+    if e2e_rows:
+        written.append(write_e2e_csv(out / f"{slug}_e2e.csv", e2e_rows))
+    if p2p:
+        written.append(write_p2p_csv(out / f"{slug}_p2p.csv", p2p))
+    ops = sorted({m.op for m in layers})
+    notes = [
+        f"timing: CUDA events, {timing.warmup} warm-up calls, median of {timing.repeats} repeats"
+        if args.device == "cuda"
+        else "timing: CPU wall clock (smoke run, not a GPU profile)",
+        "random fp16 weights; each distinct layer kind measured once; stage latency = sum of its layers' medians"
+        + (
+            " + measured NCCL transfer of the incoming activation for stages after the first"
+            if p2p
+            else "; no stage-boundary transfer included (single GPU: not measurable)"
+        ),
+        f"tensor-parallel degrees measured: {ops}; pp rows are composed from the per-layer measurements",
+        "act_bytes: max over the stage's layers of max_memory_allocated during the layer minus memory held before",
+        "simplifications: no rotary/ALiBi; output head computes all tokens' logits, vocabulary left split under TP; "
+        "MoE: top-2 GShard dispatch, capacity 2*tokens/experts, experts' FFNs split under TP",
+    ]
+    if res.skipped:
+        notes.append("not measured in this run: " + "; ".join(res.skipped))
+    if args.note:
+        notes.append(args.note)
+    meta = {
+        "gpu": env["gpu"],
+        "gpu_count": env["gpu_count"] if world == 1 else world,
+        "gpu_memory_bytes": env["gpu_memory_bytes"],
+        "driver": env["driver"],
+        "torch": env["torch"],
+        "cuda": env["cuda"],
+        "date": env["date"],
+        "source": "measured",
+        "command": _command_line(args),
+        "timing": {"warmup": timing.warmup, "repeats": timing.repeats},
+        "tp_degrees": ops,
+        "files": [p.name for p in written],
+        "notes": notes,
+    }
+    written.append(write_meta(out / f"{slug}.meta.json", meta))
+    _print_summary(rows, block_rows)
+    for p in written:
+        print(f"wrote {p}")
+    if res.skipped:
+        print("not measured (time budget or shape): " + "; ".join(res.skipped))
+    return 0
+
+
+def _command_line(args: argparse.Namespace) -> str:
+    argv = getattr(args, "argv", None)
+    if argv is None:
+        argv = sys.argv[2:] if len(sys.argv) > 1 and sys.argv[1] == "profile" else []
+    return " ".join(["serveplan", "profile", *(shlex.quote(a) for a in argv)])
+
+
+def _merge(out: Path, slug: str, layers: list, blocks: list, e2e: list, p2p: dict) -> tuple:
+    """Union of earlier tables in ``out`` with this run's measurements (this run wins on equal keys)."""
+
+    def union(old: list, new: list, key: tuple[str, ...]) -> list:
+        k = lambda r: tuple(getattr(r, f) for f in key)  # noqa: E731
+        merged = {k(r): r for r in old}
+        merged.update({k(r): r for r in new})
+        return list(merged.values())
+
+    f = out / f"{slug}_layers.csv"
+    if f.exists():
+        layers = union(read_layers_csv(f), layers, ("model", "op", "kind", "batch_size"))
+    f = out / f"{slug}_blocks.csv"
+    if f.exists():
+        blocks = union(read_blocks_csv(f), blocks, ("model", "phase", "batch_size", "seq_len"))
+    f = out / f"{slug}_e2e.csv"
+    if f.exists():
+        e2e = union(read_e2e_csv(f), e2e, ("model", "pp", "op", "batch_size"))
+    f = out / f"{slug}_p2p.csv"
+    if f.exists():
+        p2p = {**read_p2p_csv(f), **p2p}
+    return layers, blocks, e2e, p2p
+
+
+def _print_summary(rows: list, blocks: list) -> None:
+    single = [r for r in rows if r.pp == 1]
+    if single:
+        print(f"{'model':<12} {'op':>3} {'bs':>3} {'latency_ms':>11} {'weight_GB':>10} {'act_GB':>8}")
+        for r in sorted(single, key=lambda r: (r.model, r.op, r.batch_size)):
+            print(
+                f"{r.model:<12} {r.op:>3} {r.batch_size:>3} {r.latency_s * 1e3:>11.2f} "
+                f"{r.weight_bytes / 1e9:>10.3f} {r.act_bytes / 1e9:>8.3f}"
+            )
+    if blocks:
+        print(f"{'block':<12} {'phase':<8} {'seq':>5} {'bs':>3} {'latency_ms':>11}")
+        for b in sorted(blocks, key=lambda b: (b.model, b.phase, b.seq_len, b.batch_size)):
+            print(f"{b.model:<12} {b.phase:<8} {b.seq_len:>5} {b.batch_size:>3} {b.latency_s * 1e3:>11.3f}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run ``profile`` without the rest of the CLI (GPU machines need not have the solver stack)."""
+    parser = argparse.ArgumentParser(prog="serveplan")
+    register(parser.add_subparsers(dest="command"))
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = parser.parse_args(["profile", *argv])
+    args.argv = argv
+    try:
+        return run(args)
+    except InputError as exc:
+        print(f"serveplan: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
