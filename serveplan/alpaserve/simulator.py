@@ -49,9 +49,9 @@ def _kernel(
     slo,  # float64[M]
     lat,  # float64[B, M, C, K]: penalised stage latency for batch size b+1
     nst,  # int64[C]
-    grp_cfg,  # int64[G]
-    mg_ptr,  # int64[M+1]: groups hosting model m are mg_idx[mg_ptr[m]:mg_ptr[m+1]]
-    mg_idx,  # int64[R]
+    grp_cfg,  # int64[G]: config index of each group
+    grp_len,  # int64[G]: number of models of each group
+    grp_models,  # int64[R]: the groups' model indices, group after group
     fixed_overhead,  # float64
     dispatch,  # int64
     finish_out,  # float64[n]
@@ -60,7 +60,9 @@ def _kernel(
     model_good,  # int64[M] (accumulated)
     model_total,  # int64[M] (accumulated)
 ):
-    """Walk the requests once; returns the number of accepted requests.
+    """Walk the requests once in arrival order.
+
+    Returns the number of accepted requests, or ``-(i+1)`` when ``grp_models[i]`` is not a model index.
 
     Batching (``lat.shape[0] > 1``): a request may join the batch most recently admitted to its
     chosen group when that batch is of the same model, has not yet started its first stage
@@ -73,7 +75,27 @@ def _kernel(
     n = arrival.shape[0]
     G = grp_cfg.shape[0]
     B = lat.shape[0]
+    M = lat.shape[1]
     K = lat.shape[3]
+    # model -> hosting groups (ascending group index), as CSR
+    R = grp_models.shape[0]
+    mg_ptr = np.zeros(M + 1, np.int64)
+    for r in range(R):
+        m = grp_models[r]
+        if m < 0 or m >= M:
+            return -(r + 1)
+        mg_ptr[m + 1] += 1
+    for m in range(M):
+        mg_ptr[m + 1] += mg_ptr[m]
+    cursor = mg_ptr[:M].copy()
+    mg_idx = np.empty(R, np.int64)
+    r = 0
+    for g in range(G):
+        for _ in range(grp_len[g]):
+            m = grp_models[r]
+            mg_idx[cursor[m]] = g
+            cursor[m] += 1
+            r += 1
     clocks = np.full((G, K), _NEG)
     # batching state per group: clocks before the open batch, its model, size, deadline, stage-0 start
     prev_clocks = np.full((G, K), _NEG)
@@ -339,6 +361,7 @@ class Simulator:
         self._arrival = workload.arrival_s
         self._model_id = workload.model_id
         self._cfg_index: dict[ParallelConfig, int] = {}
+        self._cfg_by_key: dict[tuple[int, int], int] = {}
         self._nst = np.zeros(0, np.int64)
         self._lat = np.zeros((self.max_batch_size, self.num_models, 0, 1))
 
@@ -369,6 +392,7 @@ class Simulator:
         self._lat = np.ascontiguousarray(lat)
         self._nst = np.append(self._nst, config.pp).astype(np.int64)
         self._cfg_index[config] = C
+        self._cfg_by_key[(config.pp, config.op)] = C
         return C
 
     def prepare(self, configs: Any) -> None:
@@ -377,20 +401,22 @@ class Simulator:
             self._config_idx(c)
 
     def _arrays(self, placement: Placement) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        M = self.num_models
-        groups = placement.groups
-        grp_cfg = np.empty(len(groups), np.int64)
-        per_model: list[list[int]] = [[] for _ in range(M)]
-        for gi, g in enumerate(groups):
-            grp_cfg[gi] = self._config_idx(g.config)
-            for m in g.models:
-                if not 0 <= m < M:
-                    raise InputError(f"model index outside [0, {M})", field=f"groups[{gi}].models", value=m)
-                per_model[m].append(gi)
-        mg_ptr = np.zeros(M + 1, np.int64)
-        mg_ptr[1:] = np.cumsum([len(x) for x in per_model])
-        mg_idx = np.fromiter((g for x in per_model for g in x), np.int64, count=int(mg_ptr[-1]))
-        return grp_cfg, mg_ptr, mg_idx
+        """Config index and model count of each group, and all groups' models concatenated.
+
+        Kept to one pass over the groups with C-level list operations: this is the per-call cost a
+        placement search pays on top of the kernel.
+        """
+        keyed = self._cfg_by_key
+        cfg: list[int] = []
+        lens: list[int] = []
+        flat: list[int] = []
+        for g in placement.groups:
+            c = g.config
+            idx = keyed.get((c.pp, c.op))
+            cfg.append(self._config_idx(c) if idx is None else idx)
+            lens.append(len(g.models))
+            flat.extend(g.models)
+        return np.array(cfg, np.int64), np.array(lens, np.int64), np.array(flat, np.int64)
 
     # ------------------------------------------------------------------ runs
     def _simulate(self, placement: Placement | TimeVaryingPlacement, lo: int, hi: int, finish, good, mg, mt):
@@ -402,18 +428,18 @@ class Simulator:
             for j, p in enumerate(placement.placements):
                 counts.append(self._simulate(p, bounds[j], bounds[j + 1], finish, good, mg, mt))
             return np.concatenate(counts) if counts else np.zeros(0, np.int64)
-        grp_cfg, mg_ptr, mg_idx = self._arrays(placement)
+        grp_cfg, grp_len, grp_models = self._arrays(placement)
         gc = np.zeros(len(grp_cfg), np.int64)
-        if hi > lo:
-            _kernel(
+        if hi > lo or grp_models.size:
+            code = _kernel(
                 self._arrival[lo:hi],
                 self._model_id[lo:hi],
                 self.slo_s,
                 self._lat,
                 self._nst,
                 grp_cfg,
-                mg_ptr,
-                mg_idx,
+                grp_len,
+                grp_models,
                 self.fixed_overhead_s,
                 self._dispatch_code,
                 finish[lo:hi],
@@ -422,6 +448,14 @@ class Simulator:
                 mg,
                 mt,
             )
+            if code < 0:
+                bad = -code - 1
+                gi = int(np.searchsorted(np.cumsum(grp_len), bad, side="right"))
+                raise InputError(
+                    f"model index outside [0, {self.num_models})",
+                    field=f"groups[{gi}].models",
+                    value=int(grp_models[bad]),
+                )
         return gc
 
     def run_fast(self, placement: Placement | TimeVaryingPlacement) -> tuple[float, np.ndarray, np.ndarray, np.ndarray]:
