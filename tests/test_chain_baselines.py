@@ -232,3 +232,14 @@ def test_simulate_evaluator_runs_every_method(name):
     assert m["mean_waiting_s"] >= 0 and m["p99_response_s"] >= m["median_response_s"]
     again = ev(i, r, {"num_requests": 500}, 0)
     assert again["mean_response_s"] == m["mean_response_s"]
+
+
+def test_milp_bprr_method_registered_and_verified():
+    from serveplan.registry import run_method
+
+    rng = np.random.default_rng(3)
+    i = inst(rng.choice([1.5, 2.5, 3.5], 3), rng.uniform(0.1, 1, 3), rng.uniform(0.1, 1, 3), L=3)
+    r = run_method("chain", "milp:bprr", i, Budget(options={"R": 2}))
+    assert r.status == "optimal" and r.verified
+    assert sum(r.solution.capacities) == 2
+    assert r.objective == pytest.approx(brute_force_bprr(i, 2), rel=1e-6)
