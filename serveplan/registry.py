@@ -27,8 +27,10 @@ from serveplan.errors import UnknownNameError
 PROBLEMS = ("chain", "alpaserve")
 _FALLBACK_PROVIDERS = (
     "serveplan.chain.experiments",
+    "serveplan.chain.experiments_serving",
     "serveplan.alpaserve.experiments",
     "heuristics.chain_methods",
+    "heuristics.chain_baselines_methods",
     "formulations.chain_methods",
     "heuristics.alpaserve_methods",
     "formulations.alpaserve_methods",
