@@ -153,10 +153,13 @@ class TensorParallel:
     size: int = 1
     rank: int = 0
     group: Any = None
+    reducer: Callable[[Any], Any] | None = None  # replaces all_reduce (single-process simulations in tests)
 
     def reduce(self, t: Any) -> Any:
         """Sum a partial result over the group (in place); identity for size 1."""
         if self.size > 1:
+            if self.reducer is not None:
+                return self.reducer(t)
             _torch().distributed.all_reduce(t, group=self.group)
         return t
 
@@ -358,6 +361,61 @@ def build_layer(
     else:
         raise InputError("unknown layer kind", field="kind", value=kind)
     return layer.eval().requires_grad_(False)
+
+
+def copy_shard(full: Any, shard: Any, rank: int, size: int) -> None:
+    """Load into ``shard`` (a layer built for rank ``rank`` of ``size``) its slices of ``full``'s weights.
+
+    This is the definition of the Megatron-style split the profiler times: query/key/value heads and
+    the FFN intermediate dimension (each expert's, for MoE) are split into ``size`` contiguous
+    blocks, the output projections by the matching input columns, the vocabulary of the embedding and
+    head into row blocks; norms, the MoE gate and the biases added after a reduce are replicated.
+    """
+    torch = _torch()
+    m = _modules()
+
+    def rows(w: Any, parts: Sequence[int]) -> Any:
+        # Split w's rows into consecutive blocks of the given sizes, take this rank's slice of each.
+        out, start = [], 0
+        for n in parts:
+            block = w[start : start + n]
+            k = n // size
+            out.append(block[rank * k : (rank + 1) * k])
+            start += n
+        return torch.cat(out)
+
+    def cols(w: Any) -> Any:
+        k = w.shape[-1] // size
+        return w[..., rank * k : (rank + 1) * k]
+
+    with torch.no_grad():
+        if isinstance(full, m.Embedding | m.Head):
+            shard.weight.copy_(rows(full.weight, [full.weight.shape[0]]))
+            if isinstance(full, m.Embedding):
+                shard.pos.copy_(full.pos)
+            return
+        a, b = full.attn, shard.attn
+        qkv = [a.hq * a.d, a.hkv * a.d, a.hkv * a.d]
+        b.qkv.weight.copy_(rows(a.qkv.weight, qkv))
+        if a.qkv.bias is not None:
+            b.qkv.bias.copy_(rows(a.qkv.bias, qkv))
+        b.out.weight.copy_(cols(a.out.weight))
+        for name in ("norm1", "norm2"):
+            getattr(shard, name).load_state_dict(getattr(full, name).state_dict())
+        for name in ("attn_bias", "ffn_bias"):
+            if getattr(full, name) is not None:
+                getattr(shard, name).copy_(getattr(full, name))
+        f, g = full.ffn, shard.ffn
+        if isinstance(f, m.MoE):
+            g.gate.weight.copy_(f.gate.weight)
+            g.w1.copy_(cols(f.w1))
+            g.w2.copy_(f.w2[:, rank * g.w2.shape[1] : (rank + 1) * g.w2.shape[1]])
+            return
+        parts = [f.fc1.weight.shape[0] // 2] * 2 if f.swiglu else [f.fc1.weight.shape[0]]
+        g.fc1.weight.copy_(rows(f.fc1.weight, parts))
+        if f.fc1.bias is not None:
+            g.fc1.bias.copy_(rows(f.fc1.bias, parts))
+        g.fc2.weight.copy_(cols(f.fc2.weight))
 
 
 def build_stage(
