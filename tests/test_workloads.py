@@ -213,3 +213,14 @@ def test_servegen_statistics_and_workload():
     assert w.num_requests / 1200.0 == pytest.approx(expected, rel=0.15)
     with pytest.raises(InputError):
         servegen_workload(2, folder="reason/deepseek-r1", start_s=86000.0, duration_s=7200.0)
+
+
+def test_stationary_start_removes_window_bias():
+    # Gamma cv=4 restarted fresh adds ~ (cv^2 - 1)/2 = 7.5 arrivals per window; the equilibrium start does not
+    rate, cv, dur, reps = 0.5, 4.0, 10.0, 3000
+    fresh = np.mean(
+        [gamma_arrivals(rate, cv, dur, np.random.default_rng(i), stationary=False).size for i in range(reps)]
+    )
+    stat = np.mean([gamma_arrivals(rate, cv, dur, np.random.default_rng(i)).size for i in range(reps)])
+    assert stat == pytest.approx(rate * dur, rel=0.1)
+    assert fresh > rate * dur + 4

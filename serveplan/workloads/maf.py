@@ -56,6 +56,7 @@ def maf_like_workload(
     rate_scale: float = 1.0,
     cv_scale: float = 1.0,
     burstiness: float = 1.0,
+    stationary: bool = True,
 ) -> Workload:
     """A MAF-like workload: :func:`maf_like_rates` windows replayed as per-window Gamma processes.
 
@@ -66,6 +67,13 @@ def maf_like_workload(
     n_win = max(1, int(np.ceil(duration_s / interval_s)))
     rates = maf_like_rates(num_models, total_rate, n_win, seed, exponent=exponent, burstiness=burstiness, stream=stream)
     w = windowed_gamma_workload(
-        rates, np.full_like(rates, cv), interval_s, seed, stream=stream, rate_scale=rate_scale, cv_scale=cv_scale
+        rates,
+        np.full_like(rates, cv),
+        interval_s,
+        seed,
+        stream=stream,
+        rate_scale=rate_scale,
+        cv_scale=cv_scale,
+        stationary=stationary,
     )
     return w.slice(0.0, duration_s)

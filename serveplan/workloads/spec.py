@@ -5,11 +5,13 @@ Grammar: ``KIND:key=value,key=value,...``. Kinds and keys:
 ``gamma``
     ``rate`` (total requests/s, default 10), ``cv`` (default 1), ``duration`` (s, default 60),
     ``seed`` (default 0), ``exponent`` (power-law rate split, default 0.5; 0 = uniform),
-    ``stream`` (0 = test sample, 1 = train sample, default 0).
+    ``stream`` (0 = test sample, 1 = train sample, default 0), ``stationary`` (1: each process starts
+    in equilibrium, default; 0: fresh start as AlpaServe's generator, see
+    :func:`serveplan.workloads.arrivals.gamma_arrivals`).
 ``maf``
     MAF-like synthetic trace (see :mod:`serveplan.workloads.maf`): ``rate``, ``cv``, ``duration``,
     ``interval`` (window s, default 60), ``seed``, ``exponent``, ``stream``, ``rate_scale``, ``cv_scale``,
-    ``burst`` (window-to-window rate variability, default 1).
+    ``burst`` (window-to-window rate variability, default 1), ``stationary``.
 ``file``
     ``path`` of a ``.npz``/``.csv`` workload (``file:path=trace.npz``).
 """
@@ -22,7 +24,7 @@ from serveplan.errors import InputError
 from serveplan.workloads.workload import Workload
 
 _DEFAULTS: dict[str, dict[str, Any]] = {
-    "gamma": {"rate": 10.0, "cv": 1.0, "duration": 60.0, "seed": 0, "exponent": 0.5, "stream": 0},
+    "gamma": {"rate": 10.0, "cv": 1.0, "duration": 60.0, "seed": 0, "exponent": 0.5, "stream": 0, "stationary": 1},
     "maf": {
         "rate": 10.0,
         "cv": 4.0,
@@ -34,6 +36,7 @@ _DEFAULTS: dict[str, dict[str, Any]] = {
         "rate_scale": 1.0,
         "cv_scale": 1.0,
         "burst": 1.0,
+        "stationary": 1,
     },
     "file": {"path": ""},
 }
@@ -77,7 +80,9 @@ def workload_from_spec(spec: str, num_models: int) -> Workload:
         raise InputError("duration must be > 0", field="workload.duration", value=p["duration"])
     if kind == "gamma":
         rates = power_law_rates(p["rate"], num_models, p["exponent"])
-        return gamma_workload(rates, p["cv"], p["duration"], p["seed"], stream=p["stream"], spec=spec)
+        return gamma_workload(
+            rates, p["cv"], p["duration"], p["seed"], stream=p["stream"], spec=spec, stationary=bool(p["stationary"])
+        )
     w = maf_like_workload(
         num_models,
         total_rate=p["rate"],
@@ -90,6 +95,7 @@ def workload_from_spec(spec: str, num_models: int) -> Workload:
         rate_scale=p["rate_scale"],
         cv_scale=p["cv_scale"],
         burstiness=p["burst"],
+        stationary=bool(p["stationary"]),
     )
     return Workload(w.arrival_s, w.model_id, w.duration_s, w.num_models, spec)
 
