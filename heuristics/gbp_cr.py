@@ -28,6 +28,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numba
 import numpy as np
 
 from serveplan.chain.instance import ChainInstance
@@ -73,6 +74,63 @@ class GbpCrResult:
     def surrogate(self) -> float:
         """Surrogate c * K(c) (infinite when infeasible): the paper's surrogate number of job servers."""
         return math.inf if self.num_needed is None else float(self.c * self.num_needed)
+
+
+@numba.njit(cache=True)
+def _place(order, m, t, L, target, shift, stop_at_rate):  # pragma: no cover - compiled
+    """Algorithm 1's loop.
+
+    Returns (a, m, servers of completed chains in order, their m_ij, chain end offsets, chain bound times,
+    K(c) or -1).
+    """
+    J = m.shape[0]
+    first = np.zeros(J, dtype=np.int64)
+    count = np.zeros(J, dtype=np.int64)
+    seq = np.empty(J, dtype=np.int64)
+    seq_blocks = np.empty(J, dtype=np.int64)
+    ends = np.empty(J, dtype=np.int64)
+    times = np.empty(J, dtype=np.float64)
+    n_seq = 0
+    n_chains = 0
+    chain_start = 0
+    a = 1
+    T = 0.0
+    nu = 0.0
+    needed = -1
+    for x in range(order.shape[0]):
+        j = order[x]
+        mj = m[j]
+        if mj == 0:
+            continue
+        if shift:
+            aj = min(a, L - mj + 1)  # the last server of a chain is shifted left to end at block L
+            nj = mj
+        else:
+            aj = a
+            nj = min(mj, L - a + 1)  # truncated to the blocks still missing
+        first[j] = aj
+        count[j] = nj
+        seq[n_seq] = j
+        seq_blocks[n_seq] = aj + nj - a  # j runs from the next block to its own last block
+        n_seq += 1
+        T += t[j]
+        a = min(a + mj - 1, L) + 1
+        if a > L:
+            ends[n_chains] = n_seq
+            times[n_chains] = T
+            n_chains += 1
+            nu += 1.0 / T
+            chain_start = n_seq
+            if needed < 0 and nu >= target * (1 - 1e-12):
+                needed = n_chains
+                if stop_at_rate:
+                    break
+            a = 1
+            T = 0.0
+    for x in range(chain_start, n_seq):  # a trailing incomplete chain is not a chain: its servers stay unused
+        first[seq[x]] = 0
+        count[seq[x]] = 0
+    return first, count, seq[:chain_start], seq_blocks[:chain_start], ends[:n_chains], times[:n_chains], needed
 
 
 def max_blocks(instance: ChainInstance, c: int) -> np.ndarray:
@@ -122,58 +180,31 @@ def gbp_cr(
     m = max_blocks(instance, c)
     t = instance.comm_time_s + instance.compute_time_s * m
     target = instance.required_rate / c
-    first = np.zeros(J, dtype=np.int64)
-    count = np.zeros(J, dtype=np.int64)
-    unused = Placement.unused(J)
     if int(m.sum()) < L:
         reason = (
             f"with c={c} the servers host at most {int(m.sum())} blocks in total, fewer than L={L} "
             f"(m_j(c) = floor(M_j / (s_m + s_c c)))"
         )
-        return GbpCrResult(c, unused, (), (), None, reason)
+        return GbpCrResult(c, Placement.unused(J), (), (), None, reason)
     if order is None:
         with np.errstate(divide="ignore", invalid="ignore"):
             amortized = np.where(m > 0, t / np.maximum(m, 1), np.inf)
         # stable sort: ties keep server index order, so results are reproducible
         order = np.argsort(amortized, kind="stable")
-    chains: list[Chain] = []
-    times: list[float] = []
-    current: list[int] = []
-    current_blocks: list[int] = []
-    a, T, nu = 1, 0.0, 0.0
-    needed: int | None = None
-    for j in (int(x) for x in order):
-        mj = int(m[j])
-        if mj == 0:
-            continue
-        if last_server == "shift":
-            aj = min(a, L - mj + 1)
-            nj = mj
-        else:
-            aj = a
-            nj = min(mj, L - a + 1)
-        first[j], count[j] = aj, nj
-        current.append(j)
-        current_blocks.append(aj + nj - a)  # blocks j processes on its chain (runs to its last block)
-        T += float(t[j])
-        a = min(a + mj - 1, L) + 1
-        if a > L:
-            chains.append(Chain(tuple(current), tuple(current_blocks)))
-            times.append(T)
-            nu += 1.0 / T
-            if needed is None and nu >= target * (1 - 1e-12):
-                needed = len(chains)
-                if stop_rule == "rate":
-                    current = []
-                    break
-            a, T, current, current_blocks = 1, 0.0, [], []
-    for j in current:  # a trailing incomplete chain is not a chain: its servers stay unused
-        first[j] = count[j] = 0
+    first, count, seq, seq_blocks, ends, times, needed_k = _place(
+        np.asarray(order, dtype=np.int64), m.astype(np.int64), t, L, target, last_server == "shift",
+        stop_rule == "rate",
+    )  # fmt: skip
+    chains = tuple(
+        Chain.trusted(tuple(seq[s:e].tolist()), tuple(seq_blocks[s:e].tolist()))
+        for s, e in zip(np.concatenate(([0], ends[:-1])), ends, strict=True)
+    )
+    needed = None if needed_k < 0 else int(needed_k)
     placement = Placement(tuple(first.tolist()), tuple(count.tolist()))
     reason = ""
     if needed is None:
         reason = (
             f"with c={c} the {len(chains)} disjoint chain(s) GBP-CR can form reach a scaled rate of "
-            f"{nu:.6g}/s, below lambda/(rho_bar c) = {target:.6g}/s"
+            f"{float(np.sum(1.0 / times)):.6g}/s, below lambda/(rho_bar c) = {target:.6g}/s"
         )
-    return GbpCrResult(c, placement, tuple(chains), tuple(times), needed, reason)
+    return GbpCrResult(c, placement, chains, tuple(times.tolist()), needed, reason)

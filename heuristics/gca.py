@@ -24,6 +24,7 @@ index; the sink takes the first server (in end-block, index order) of minimal di
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numba
 import numpy as np
@@ -99,7 +100,8 @@ class GcaResult:
 
     Attributes
     ----------
-    chains : tuple of Chain
+    paths : tuple of (servers, blocks) int arrays
+        Each chain's servers in order and the blocks m_ij each processes.
     capacities : tuple of int
     service_times_s : tuple of float
         T_k of each chain.
@@ -107,10 +109,15 @@ class GcaResult:
         Cache slots left on each server after the allocation.
     """
 
-    chains: tuple[Chain, ...]
+    paths: tuple[tuple[np.ndarray, np.ndarray], ...]
     capacities: tuple[int, ...]
     service_times_s: tuple[float, ...]
     residual_slots: np.ndarray
+
+    @cached_property
+    def chains(self) -> tuple[Chain, ...]:
+        """The chains as :class:`Chain` objects (built on first use: tuning only needs rates)."""
+        return tuple(Chain.trusted(tuple(s.tolist()), tuple(b.tolist())) for s, b in self.paths)
 
     @property
     def total_rate(self) -> float:
@@ -153,16 +160,16 @@ def gca(instance: ChainInstance, placement: Placement, *, max_chains: int | None
     comm = instance.comm_time_s
     compute = instance.compute_time_s
     L = instance.num_blocks
-    chains: list[Chain] = []
+    paths: list[tuple[np.ndarray, np.ndarray]] = []
     caps: list[int] = []
     times: list[float] = []
-    while max_chains is None or len(chains) < max_chains:
+    while max_chains is None or len(paths) < max_chains:
         servers, blocks = _fastest_chain(nodes, first, last, residual, comm, compute, L)
         if servers.size == 0:
             break
-        ck = int(np.min(residual[servers] // blocks))
+        ck = int((residual[servers] // blocks).min())
         residual[servers] -= blocks * ck
-        chains.append(Chain(tuple(servers.tolist()), tuple(blocks.tolist())))
+        paths.append((servers, blocks))
         caps.append(ck)
-        times.append(float(np.sum(comm[servers] + compute[servers] * blocks)))
-    return GcaResult(tuple(chains), tuple(caps), tuple(times), residual)
+        times.append(float((comm[servers] + compute[servers] * blocks).sum()))
+    return GcaResult(tuple(paths), tuple(caps), tuple(times), residual)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +38,13 @@ def _number(value: Any, field: str, *, positive: bool = True, allow_zero: bool =
     if positive and (x < 0 or (x == 0 and not allow_zero)):
         raise InputError("must be positive" if not allow_zero else "must be non-negative", field=field, value=value)
     return x
+
+
+def _frozen_array(values: list[float]) -> np.ndarray:
+    """A read-only float array (cached on the instance, so callers must not modify it)."""
+    arr = np.array(values, dtype=float)
+    arr.flags.writeable = False
+    return arr
 
 
 @dataclass(frozen=True)
@@ -143,20 +151,20 @@ class ChainInstance:
         """J, the number of servers."""
         return len(self.servers)
 
-    @property
+    @cached_property
     def memory_gb(self) -> np.ndarray:
-        """M_j as a float array of length J."""
-        return np.array([s.memory_gb for s in self.servers], dtype=float)
+        """M_j as a read-only float array of length J."""
+        return _frozen_array([s.memory_gb for s in self.servers])
 
-    @property
+    @cached_property
     def comm_time_s(self) -> np.ndarray:
-        """tau^c_j as a float array of length J."""
-        return np.array([s.comm_time_s for s in self.servers], dtype=float)
+        """tau^c_j as a read-only float array of length J."""
+        return _frozen_array([s.comm_time_s for s in self.servers])
 
-    @property
+    @cached_property
     def compute_time_s(self) -> np.ndarray:
-        """tau^p_j as a float array of length J."""
-        return np.array([s.compute_time_s for s in self.servers], dtype=float)
+        """tau^p_j as a read-only float array of length J."""
+        return _frozen_array([s.compute_time_s for s in self.servers])
 
     @property
     def required_rate(self) -> float:

@@ -34,6 +34,10 @@ SLOT_TOLERANCE = 1e-9
 
 
 def _int_tuple(values: Any, field: str, *, minimum: int) -> tuple[int, ...]:
+    if isinstance(values, tuple | list | np.ndarray) and len(values) > 0:
+        arr = np.asarray(values)
+        if arr.ndim == 1 and arr.dtype.kind in "iu" and arr.min() >= minimum:  # fast path: one vectorised check
+            return tuple(arr.tolist())
     try:
         items = tuple(values)
     except TypeError:
@@ -66,13 +70,14 @@ class Placement:
         m = _int_tuple(self.num_blocks, "num_blocks", minimum=0)
         if len(a) != len(m):
             raise InputError("first_block and num_blocks differ in length", field="num_blocks", value=(len(a), len(m)))
-        for j, (aj, mj) in enumerate(zip(a, m, strict=True)):
-            if (aj == 0) != (mj == 0):
-                raise InputError(
-                    "a server is either unused (0, 0) or hosts >= 1 block from block >= 1",
-                    field=f"placement[{j}]",
-                    value=(aj, mj),
-                )
+        mismatch = np.flatnonzero((np.asarray(a) == 0) != (np.asarray(m) == 0)) if a else ()
+        if len(mismatch):
+            j = int(mismatch[0])
+            raise InputError(
+                "a server is either unused (0, 0) or hosts >= 1 block from block >= 1",
+                field=f"placement[{j}]",
+                value=(a[j], m[j]),
+            )
         object.__setattr__(self, "first_block", a)
         object.__setattr__(self, "num_blocks", m)
 
@@ -125,6 +130,14 @@ class Chain:
             raise InputError("a chain visits each server at most once", field="servers", value=s)
         object.__setattr__(self, "servers", s)
         object.__setattr__(self, "blocks", b)
+
+    @classmethod
+    def trusted(cls, servers: tuple[int, ...], blocks: tuple[int, ...]) -> Chain:
+        """A chain from tuples of Python ints that an algorithm built correctly; skips validation (hot loops)."""
+        chain = object.__new__(cls)
+        object.__setattr__(chain, "servers", servers)
+        object.__setattr__(chain, "blocks", blocks)
+        return chain
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict."""
