@@ -181,6 +181,39 @@ def test_mkp_reduction_accepted_by_project_verifier():
     assert report.ok, report
 
 
+def test_mkp_reduction_with_project_cache_allocation_ilp():
+    """The project's cache-allocation ILP (given chains) is feasible on the construction iff MKP says yes."""
+    cache = pytest.importorskip("formulations.chain_cache")
+    from serveplan.chain.instance import ChainInstance, Server
+    from serveplan.chain.placement import Placement, chain_through
+    from serveplan.solvers import Status, solve
+
+    rng = np.random.default_rng(99)
+    answers = []
+    for _ in range(10):
+        values, weights, caps, target = _random_mkp(rng)
+        servers, L, chains, R = build_mkp_reduction(values, weights, caps, target)
+        inst = ChainInstance(
+            servers=tuple(
+                Server(f"s{j}", float(s["M"]) + 0.5, float(s["tc"]), float(s["tp"])) for j, s in enumerate(servers)
+            ),
+            num_blocks=L,
+            block_memory_gb=1.0,
+            cache_memory_gb=1.0,
+            arrival_rate=float(R) * 0.5 * (1 - 1e-9),
+            target_load=0.5,
+        )
+        placement = Placement(tuple(s["a"] for s in servers), tuple(s["m"] for s in servers))
+        built = [chain_through(placement, path) for path in chains]
+        res = solve(cache.build_model(inst, placement, built))
+        yes = _mkp_yes(values, weights, caps, target)
+        assert res.status == (Status.OPTIMAL if yes else Status.INFEASIBLE)
+        if yes:
+            assert round(res.objective) == _ca_feasible(servers, L, chains, R)[1]
+        answers.append(yes)
+    assert any(answers) and not all(answers)
+
+
 # --------------------------------------------------------------------------------------------------------------
 # 3-PARTITION -> simplified block placement
 
@@ -270,3 +303,38 @@ def test_three_partition_reduction_maps_answers(theta):
                 assert all(len(s) == 3 and sum(x[j] for j in s) == B for s in fam)
         answers.append(yes)
     assert any(answers) and not all(answers), "the generator must produce both yes and no instances"
+
+
+def test_three_partition_reduction_with_project_simplified_milp():
+    """The project's exact simplified-placement MILP decides the constructed instances like 3-PARTITION."""
+    simplified = pytest.importorskip("formulations.chain_simplified")
+    from serveplan.chain.instance import ChainInstance, Server
+    from serveplan.solvers import Status, solve
+
+    rng = np.random.default_rng(70)
+    answers = []
+    theta = Fraction(1)
+    for _ in range(8):
+        x, B = _random_three_partition(rng)
+        servers, L, c, s_m, s_c, R = build_three_partition_reduction(x, B, theta)
+        rho = 0.5
+        inst = ChainInstance(
+            servers=tuple(
+                Server(f"s{j}", float(s["M"]), float(s["tc"]), float(s["tp"])) for j, s in enumerate(servers)
+            ),
+            num_blocks=L,
+            block_memory_gb=float(s_m),
+            cache_memory_gb=float(s_c),
+            # lambda / (rho_bar c) = R, less a relative 1e-9 so that float round-off cannot reject exact triples
+            arrival_rate=float(R) * rho * c * (1 - 1e-9),
+            target_load=rho,
+        )
+        model = simplified.build_model(inst, c)
+        res = solve(model)
+        yes = _three_partition_yes(x, B)
+        if yes:
+            assert res.status == Status.OPTIMAL and round(res.objective) == len(x) // 3
+        else:
+            assert res.status == Status.INFEASIBLE
+        answers.append(yes)
+    assert any(answers) and not all(answers)
