@@ -305,3 +305,17 @@ def test_cli_simulate_example(capsys, tmp_path):
     over = ["simulate", "alpaserve", "--instance", str(EXAMPLES / "alpaserve_small_instance.json")]
     assert main([*over, "--placement", str(tmp_path / "p.json")]) == 1  # over the memory budget
     assert "violation" in capsys.readouterr().out
+
+
+def test_cli_solve_scores_a_registered_method(capsys, tmp_path):
+    from serveplan.registry import list_methods
+
+    names = {m.name for m in list_methods("alpaserve")}
+    if "sr" not in names:
+        pytest.skip("no 'sr' method registered in this checkout")
+    args = ["solve", "alpaserve", "--instance", str(EXAMPLES / "alpaserve_small_instance.json"), "--method", "sr"]
+    assert main([*args, "--json", "--save", str(tmp_path / "p.json")]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["verified"] and 0 < out["attainment"] <= 1
+    saved = load_placement(tmp_path / "p.json")
+    assert all(g.config == ParallelConfig(1, 1) for g in saved.groups)

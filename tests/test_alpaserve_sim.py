@@ -223,3 +223,13 @@ def test_bad_simulator_input():
         table_sim(TINY_TABLE, TINY_SLO, w).run(Placement((Group(P1, (5,)),)))
     with pytest.raises(InputError, match="max_batch_size"):
         table_sim(TINY_TABLE, TINY_SLO, w, max_batch_size=0)
+
+
+def test_benchmark_smoke_agrees_with_reference():
+    from serveplan.alpaserve.bench import bench_simulator, markdown
+
+    rows = bench_simulator(sizes=(3000,), reference_requests=500)
+    thr = [r for r in rows if r["kind"] == "throughput"]
+    assert len(thr) == 2 and all(r["agrees_with_reference"] for r in thr)
+    assert all(0 < r["attainment"] <= 1 for r in thr)
+    assert "| SR 64x(1,1) |" in markdown(rows)
