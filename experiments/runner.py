@@ -28,7 +28,7 @@ from experiments.executors import Executor, make_executor
 from experiments.grid import Case, expand_cases
 from experiments.store import ResultStore
 from serveplan.paths import results_dir
-from serveplan.registry import Budget, get_evaluator, get_family, run_method
+from serveplan.registry import Budget, MethodResult, get_evaluator, get_family, run_method
 
 
 @functools.lru_cache(maxsize=8)
@@ -84,6 +84,26 @@ def _base_row(case: Case) -> dict[str, Any]:
     return row
 
 
+def _evaluate(case: Case, instance: Any, result: MethodResult) -> dict[str, Any]:
+    """The evaluator's metrics as row cells.
+
+    Evaluators also see results without a solution (they may report e.g. zero attainment); one that
+    raises on such a result leaves the metrics empty instead of failing the case.
+    """
+    evaluator = get_evaluator(case.problem, case.evaluator)
+    try:
+        metrics = evaluator.fn(instance, result, dict(case.evaluator_params), case.seed)
+    except Exception as exc:
+        if result.solution is not None:
+            raise
+        return {"message": f"no solution; evaluator skipped ({type(exc).__name__}: {exc})"}
+    row = {}
+    for name, value in metrics.items():
+        col = f"eval_{name}" if name in RESERVED_COLUMNS or name in case.axes else name
+        row[col] = _cell(value)
+    return row
+
+
 def run_case(case: Case) -> dict[str, Any]:
     """Build, solve, verify, evaluate one case; return its row (never raises).
 
@@ -92,7 +112,7 @@ def run_case(case: Case) -> dict[str, Any]:
     dict
         The fixed columns (see :data:`experiments.config.RESERVED_COLUMNS`), one column per grid axis,
         and one per metric the evaluator returned (a metric named like a fixed column is stored as
-        ``eval_<name>``). The evaluator runs only when the method returned a solution.
+        ``eval_<name>``). The evaluator runs on every result that is not an error.
     """
     start = time.perf_counter()
     row = _base_row(case)
@@ -127,13 +147,8 @@ def run_case(case: Case) -> dict[str, Any]:
             "message": "; ".join(result.violations[:3]) if result.violations else str(solve.get("message", "")),
             "info": _info_cell(result.info),
         }
-        if case.evaluator is not None and result.solution is not None:
-            metrics = get_evaluator(case.problem, case.evaluator).fn(
-                instance, result, dict(case.evaluator_params), case.seed
-            )
-            for name, value in metrics.items():
-                col = f"eval_{name}" if name in RESERVED_COLUMNS or name in case.axes else name
-                row[col] = _cell(value)
+        if case.evaluator is not None:
+            row |= _evaluate(case, instance, result)
     except Exception as exc:
         tb = traceback.extract_tb(exc.__traceback__)
         where = f" at {Path(tb[-1].filename).name}:{tb[-1].lineno}" if tb else ""

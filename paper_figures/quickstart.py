@@ -13,8 +13,8 @@ CONFIGS = ["experiments/configs/quickstart.toml"]
 
 # The headline metric of each quickstart experiment: the first of these present in its rows.
 HEADLINE = {
-    "quickstart_chain": ["mean_response_s", "sim_mean_response_s", "bound_mean_response_s", "objective"],
-    "quickstart_alpaserve": ["slo_attainment", "objective"],
+    "quickstart_chain": ["sim_mean_response_s", "mean_response_s", "upper_response_s", "objective"],
+    "quickstart_alpaserve": ["attainment", "slo_attainment", "objective"],
 }
 
 
@@ -33,14 +33,18 @@ def plot(rows: pd.DataFrame, out_dir: Path) -> list[Path]:
     for i, exp in enumerate(experiments):
         sub = rows[rows["experiment"] == exp]
         metric = _headline(exp, sub)
-        for j, (col, title) in enumerate(((metric, metric), ("method_wall_s", "method wall time (s)"))):
+        for j, (col, title) in enumerate(((metric, f"{metric} (mean ± std)"), ("method_wall_s", "time (s, mean)"))):
             stats = summarise(sub, ["label"], col)
             ax = axes[i][j]
-            ax.bar(stats["label"], stats["mean"], yerr=stats["std"], capsize=3, color=f"C{j}")
+            if col == "method_wall_s":
+                # Log scale: plain means (an error bar below zero cannot be drawn on it).
+                ax.bar(stats["label"], stats["mean"], color=f"C{j}")
+                if len(stats) and (stats["mean"] > 0).all():
+                    ax.set_yscale("log")
+            else:
+                ax.bar(stats["label"], stats["mean"], yerr=stats["std"], capsize=3, color=f"C{j}")
             ax.set_title(f"{exp}: {title}", fontsize=9)
             ax.tick_params(axis="x", labelrotation=30, labelsize=8)
-            if col == "method_wall_s" and (stats["mean"] > 0).all() and len(stats):
-                ax.set_yscale("log")
             plotted.append(stats.assign(experiment=exp, metric=col))
     fig.tight_layout()
     data = pd.concat(plotted, ignore_index=True) if plotted else pd.DataFrame()
