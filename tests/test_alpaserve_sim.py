@@ -103,10 +103,12 @@ def md1_mean(lam, d):
     return d + lam * d * d / (2 * (1 - lam * d))
 
 
-@pytest.mark.parametrize("stages", [[0.1], [0.05, 0.05]])
+@pytest.mark.parametrize("stages", [[0.1], [0.05, 0.05], [0.02, 0.05, 0.03]])
 def test_low_load_matches_md1(stages):
     # M/D/1 (digest 1.4): W = D + lambda D^2 / (2 (1 - lambda D)); a 2-stage equal pipeline:
-    # W = D_s + lambda D_m^2 / (2 (1 - lambda D_m)) (the second stage never waits).
+    # W = D_s + lambda D_m^2 / (2 (1 - lambda D_m)) (the second stage never waits). For unequal
+    # deterministic stages the same holds with D_m the slowest stage (Friedman 1965: a tandem of
+    # deterministic servers delays like its bottleneck alone).
     lam, dur = 4.0, 20000.0
     c = ParallelConfig(len(stages), 1)
     w = gamma_workload([lam], 1.0, dur, seed=3)
