@@ -304,3 +304,13 @@ def test_bad_options_are_input_errors():
         run_method("chain", "gbp_cr", inst, Budget(options={"last_server": "left"}))
     with pytest.raises(InputError, match=r"options\.c"):
         run_method("chain", "gbp_cr", inst, Budget(options={"c": "zero"}))
+
+
+def test_bench_rows_have_the_documented_columns():
+    from serveplan.chain.bench import bench_heuristics, markdown_table
+
+    rows = bench_heuristics(sizes=((30, 10),), repeats=1)
+    assert [r["step"] for r in rows] == ["gbp_cr", "gca", "gbp_cr+gca:7", "tune:surrogate", "gbp_cr+gca"]
+    assert rows[0]["ratio_vs_gbp_cr"] == 1.0 and all(r["seconds"] >= 0 for r in rows)
+    assert all(r["cores"] and r["cpu"] for r in rows)
+    assert markdown_table(rows).count("\n") == len(rows) + 1
