@@ -235,3 +235,9 @@ def test_benchmark_smoke_agrees_with_reference():
     assert len(thr) == 2 and all(r["agrees_with_reference"] for r in thr)
     assert all(0 < r["attainment"] <= 1 for r in thr)
     assert "| SR 64x(1,1) |" in markdown(rows)
+
+
+def test_from_table_matches_latency_fn():
+    table = {(m, c): v for (m, c, _), v in TINY_TABLE.items()}
+    sim = Simulator.from_table(table, TINY_SLO, tiny_workload(), fixed_overhead_s=0.0, stage_penalty=0.0)
+    np.testing.assert_allclose(sim.run(TINY_PLACEMENT).finish_s, [2.0, 2.1, 2.5, np.nan, np.nan, 3.5])

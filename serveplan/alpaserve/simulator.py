@@ -365,6 +365,26 @@ class Simulator:
         self._nst = np.zeros(0, np.int64)
         self._lat = np.zeros((self.max_batch_size, self.num_models, 0, 1))
 
+    @classmethod
+    def from_table(
+        cls,
+        table: dict[tuple[int, ParallelConfig], Any],
+        slo_s: Any,
+        workload: Workload,
+        **options: Any,
+    ) -> Simulator:
+        """A simulator over explicit batch-1 stage latencies ``{(model, config): [seconds per stage]}``.
+
+        Pairs missing from ``table`` cannot run (their requests there are misses). For batching, give
+        ``latency_fn`` to the constructor instead.
+        """
+        frozen = {k: np.asarray(v, dtype=np.float64) for k, v in table.items()}
+
+        def fn(m: int, c: ParallelConfig, bs: int) -> np.ndarray | None:
+            return frozen.get((m, c)) if bs == 1 else None
+
+        return cls(None, workload, latency_fn=fn, slo_s=slo_s, **options)
+
     # ------------------------------------------------------------------ tables
     def _config_idx(self, config: ParallelConfig) -> int:
         idx = self._cfg_index.get(config)
