@@ -37,7 +37,8 @@ Functions:
 ``Simulator(instance, workload=None, *, fixed_overhead_s=0.011, stage_penalty=0.009,
 dispatch="earliest"|"fewest_inflight", max_batch_size=1, warmup_s=0.0)``
     Or ``Simulator(None, workload, latency_fn=fn, slo_s=...)`` with ``fn(model_index, config, bs) ->
-    stage latencies | None``. Latency tables per (model, config) are built once per config and kept.
+    stage latencies | None``, or ``Simulator.from_table({(model, config): stages}, slo_s, workload)``.
+    Latency tables per (model, config) are built once per config and kept.
     ``.run(placement) -> SimResult`` (``finish_s``, ``good`` per request; ``attainment``,
     ``model_attainment``, ``model_requests``, ``model_good``, ``group_requests``, ``latency_mean_s``,
     ``latency_p90_s``, ``latency_p99_s``, ``summary()``); ``.run_fast(placement) -> (attainment,
