@@ -1,0 +1,191 @@
+"""Exact AlpaServe methods, registered by name (``serveplan methods alpaserve``).
+
+Every method builds a pyomo model, solves it with ``budget.backend`` (time limit ``budget.time_limit_s``, default
+60 s; ``budget.threads``; ``budget.rel_gap``), decodes the incumbent into a :class:`Placement`, verifies it and
+simulates it. ``objective``/``bound``/``gap`` are the solver's, in the model's own units (named in
+``info["objective_units"]``); ``info["train_attainment"]``/``info["test_attainment"]`` are the decoded placement's
+simulated SLO attainment. docs/formulations_alpaserve.md states what each optimises.
+
+``milp:trace``          Trace-exact MILP, simulator rules: optimum = best simulated good count (small traces).
+``milp:trace_offline``  Trace-exact MILP, offline dispatch and drops: an upper bound on every placement's good count.
+``milp:window``         Window (fluid) MILP: the scalable decision model (not a bound).
+``milp:window_bound``   Window MILP with spill-over capacity: a relaxation (upper bound on the good count).
+``ilp:capacity``        The reference ``mp-ilp`` (capacity per rate, pure-pipeline groups of 1/2/4/8 GPUs).
+``ilp:sr_capacity``     The reference ``sr-ilp`` (capacity per rate, 1-GPU groups).
+
+Options (``budget.options``): ``window_s``, ``max_windows``, ``utilisation`` (window); ``max_requests``,
+``num_slots``, ``eps_s`` (trace).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from formulations import alpaserve_capacity, alpaserve_trace, alpaserve_window
+from serveplan.alpaserve.cluster import Placement
+from serveplan.alpaserve.simulator import Simulator
+from serveplan.alpaserve.verify import verify
+from serveplan.errors import InputError
+from serveplan.registry import Budget, MethodResult, register
+from serveplan.solvers import solve
+
+DEFAULT_TIME_LIMIT_S = 60.0
+
+
+def _opt(budget: Budget, key: str, cast: Callable[[Any], Any], default: Any) -> Any:
+    raw = budget.options.get(key, default)
+    if raw is None:
+        return None
+    try:
+        return cast(raw)
+    except (TypeError, ValueError):
+        raise InputError(f"bad value for option {key}", field=f"options.{key}", value=raw) from None
+
+
+def solve_and_decode(
+    name: str,
+    instance,
+    model,
+    budget: Budget,
+    decode: Callable[[Any], Placement | tuple[Placement, int]],
+    units: str,
+    t0: float,
+    extra: dict[str, Any] | None = None,
+) -> MethodResult:
+    """Solve ``model``, decode, verify and simulate; package as a :class:`MethodResult`."""
+    build_s = time.perf_counter() - t0
+    res = solve(
+        model,
+        budget.backend,
+        time_limit_s=budget.time_limit_s if budget.time_limit_s is not None else DEFAULT_TIME_LIMIT_S,
+        threads=budget.threads,
+        rel_gap=budget.rel_gap,
+        seed=budget.seed,
+    )
+    info: dict[str, Any] = {"objective_units": units, "build_s": build_s, **(extra or {})}
+    out = MethodResult(
+        method=name,
+        status=res.status.value,
+        solution=None,
+        objective=res.objective,
+        bound=res.bound,
+        gap=res.gap,
+        solve=res.to_dict(),
+        info=info,
+    )
+    if res.status.has_solution:
+        decoded = decode(model)
+        if isinstance(decoded, tuple):
+            placement, dropped = decoded
+            info["repaired_replicas_dropped"] = dropped
+        else:
+            placement = decoded
+        report = verify(instance, placement)
+        out.solution = placement
+        out.verified = report.ok
+        out.violations = list(report.violations)
+        train = Simulator(instance, instance.train).run(placement)
+        test = train if instance.test is instance.train else Simulator(instance, instance.test).run(placement)
+        info.update(
+            train_attainment=train.attainment,
+            test_attainment=test.attainment,
+            train_good=int(train.model_good.sum()),
+            placement=placement.to_dict(),
+        )
+    out.wall_s = time.perf_counter() - t0
+    return out
+
+
+def _trace(instance, budget: Budget, rules: str, name: str) -> MethodResult:
+    t0 = time.perf_counter()
+    model = alpaserve_trace.build_model(
+        instance,
+        rules=rules,
+        num_slots=_opt(budget, "num_slots", int, None),
+        eps_s=_opt(budget, "eps_s", float, 1e-4),
+        max_requests=_opt(budget, "max_requests", int, 400),
+    )
+    extra = {"rules": rules, "num_requests": instance.train.num_requests}
+    return solve_and_decode(
+        name, instance, model, budget, lambda m: alpaserve_trace.decode(instance, m), "requests within SLO", t0, extra
+    )
+
+
+@register(
+    "alpaserve",
+    "milp:trace",
+    kind="exact",
+    summary="Trace-exact MILP under the simulator's dispatch/drop rules (small traces)",
+)
+def _m_trace(instance, budget: Budget, param: str | None) -> MethodResult:
+    return _trace(instance, budget, "simulator", "milp:trace")
+
+
+@register(
+    "alpaserve",
+    "milp:trace_offline",
+    kind="exact",
+    summary="Trace MILP with clairvoyant dispatch and drops: upper bound on the good count",
+)
+def _m_trace_offline(instance, budget: Budget, param: str | None) -> MethodResult:
+    return _trace(instance, budget, "offline", "milp:trace_offline")
+
+
+def _window(instance, budget: Budget, mode: str, name: str) -> MethodResult:
+    t0 = time.perf_counter()
+    model = alpaserve_window.build_model(
+        instance,
+        mode=mode,
+        window_s=_opt(budget, "window_s", float, None),
+        max_windows=_opt(budget, "max_windows", int, 12),
+        utilisation=_opt(budget, "utilisation", float, 1.0),
+    )
+    extra = {"mode": mode, "window_s": model.window_s, "num_windows": len(model.windows)}
+    units = "fluid requests served (+ replica bonus)" if mode == "fluid" else "fluid requests served (upper bound)"
+    return solve_and_decode(
+        name, instance, model, budget, lambda m: alpaserve_window.decode(instance, m), units, t0, extra
+    )
+
+
+@register("alpaserve", "milp:window", kind="exact", summary="Window (fluid) MILP: scalable decision model")
+def _m_window(instance, budget: Budget, param: str | None) -> MethodResult:
+    return _window(instance, budget, "fluid", "milp:window")
+
+
+@register(
+    "alpaserve", "milp:window_bound", kind="exact", summary="Window MILP relaxation: upper bound on the good count"
+)
+def _m_window_bound(instance, budget: Budget, param: str | None) -> MethodResult:
+    return _window(instance, budget, "bound", "milp:window_bound")
+
+
+@register("alpaserve", "ilp:capacity", kind="baseline", summary="Reference mp-ilp: capacity per rate, pipelines")
+def _m_capacity(instance, budget: Budget, param: str | None) -> MethodResult:
+    t0 = time.perf_counter()
+    model = alpaserve_capacity.build_mp_model(instance)
+    return solve_and_decode(
+        "ilp:capacity",
+        instance,
+        model,
+        budget,
+        lambda m: alpaserve_capacity.decode_mp(instance, m),
+        "min capacity/rate + 1e-4 sum",
+        t0,
+    )
+
+
+@register("alpaserve", "ilp:sr_capacity", kind="baseline", summary="Reference sr-ilp: capacity per rate, 1-GPU groups")
+def _m_sr_capacity(instance, budget: Budget, param: str | None) -> MethodResult:
+    t0 = time.perf_counter()
+    model = alpaserve_capacity.build_sr_model(instance)
+    return solve_and_decode(
+        "ilp:sr_capacity",
+        instance,
+        model,
+        budget,
+        lambda m: alpaserve_capacity.decode_sr(instance, m),
+        "min capacity/rate + 1e-4 sum",
+        t0,
+    )
