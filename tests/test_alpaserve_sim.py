@@ -168,6 +168,13 @@ def test_compiled_kernel_equals_python_reference(dispatch, batch):
         np.testing.assert_array_equal(r.good, good_ref)
         np.testing.assert_allclose(r.finish_s, fin_ref, rtol=0, atol=1e-12)
         assert r.group_requests.tolist() == counts_ref
+        # the kernel's latency sums (re-timed batch members included) match the per-request output
+        lat = fin_ref[good_ref] - w.arrival_s[good_ref]
+        if lat.size:
+            assert r.latency_mean_s == pytest.approx(lat.mean(), rel=1e-9)
+            m0 = w.model_id[good_ref] == 0
+            if m0.any():
+                assert r.model_latency_mean_s[0] == pytest.approx(lat[m0].mean(), rel=1e-9)
 
 
 def test_batching_serves_more_at_high_load():

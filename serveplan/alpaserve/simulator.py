@@ -59,6 +59,7 @@ def _kernel(
     group_count,  # int64[G] (accumulated)
     model_good,  # int64[M] (accumulated)
     model_total,  # int64[M] (accumulated)
+    model_lat_sum,  # float64[M] (accumulated): sum of latencies of good requests
 ):
     """Walk the requests once in arrival order.
 
@@ -176,10 +177,14 @@ def _kernel(
                     inflight[g] += 1
                 open_members[g, open_size[g]] = i
                 open_size[g] = bsz
-                for j in range(bsz):
+                for j in range(bsz - 1):
                     r_i = open_members[g, j]
+                    model_lat_sum[m] += fin - finish_out[r_i]
                     finish_out[r_i] = fin
                     dev_finish[r_i] = t
+                finish_out[i] = fin
+                dev_finish[i] = t
+                model_lat_sum[m] += fin - a
                 good_out[i] = True
                 model_good[m] += 1
                 accepted += 1
@@ -205,6 +210,7 @@ def _kernel(
             finish_out[i] = fin
             good_out[i] = True
             model_good[m] += 1
+            model_lat_sum[m] += fin - a
             accepted += 1
             dev_finish[i] = t
             if dispatch == 1:
@@ -217,7 +223,7 @@ def _kernel(
     return accepted
 
 
-@dataclass
+@dataclass(eq=False)
 class SimResult:
     """What one simulation produced.
 
@@ -234,8 +240,11 @@ class SimResult:
     group_requests : numpy.ndarray of int64
         Requests dispatched to each group (before the SLO check); for a time-varying placement the
         groups of all placements concatenated in order.
+    model_latency_sum_s : numpy.ndarray of float64
+        Sum of the latencies of each model's good requests (accumulated by the kernel).
     latency_mean_s, latency_p90_s, latency_p99_s : float
-        Over accepted requests whose arrival lies in ``[warmup_s, duration - warmup_s]`` (NaN if none).
+        Over good requests whose arrival lies in ``[warmup_s, duration - warmup_s]`` (NaN if none);
+        computed on first access (the mean without warm-up trimming comes from the kernel's sums).
     """
 
     finish_s: np.ndarray
@@ -244,21 +253,50 @@ class SimResult:
     model_requests: np.ndarray
     model_good: np.ndarray
     group_requests: np.ndarray
-    latency_mean_s: float = float("nan")
-    latency_p90_s: float = float("nan")
-    latency_p99_s: float = float("nan")
+    model_latency_sum_s: np.ndarray
+    arrival_s: np.ndarray = field(repr=False, default_factory=lambda: np.empty(0))
+    duration_s: float = 0.0
+    warmup_s: float = 0.0
     info: dict[str, Any] = field(default_factory=dict)
+    _stats: tuple[float, float, float] | None = field(default=None, repr=False)
 
     @property
     def model_attainment(self) -> np.ndarray:
         """Per-model attainment (NaN for models without requests)."""
-        with np.errstate(invalid="ignore", divide="ignore"):
-            return np.where(self.model_requests > 0, self.model_good / np.maximum(self.model_requests, 1), np.nan)
+        return np.where(self.model_requests > 0, self.model_good / np.maximum(self.model_requests, 1), np.nan)
+
+    @property
+    def model_latency_mean_s(self) -> np.ndarray:
+        """Per-model mean latency of good requests (NaN where none; no warm-up trimming)."""
+        return np.where(self.model_good > 0, self.model_latency_sum_s / np.maximum(self.model_good, 1), np.nan)
 
     @property
     def num_requests(self) -> int:
         """Requests simulated."""
         return int(self.model_requests.sum())
+
+    @property
+    def latency_mean_s(self) -> float:
+        """Mean latency of good requests (warm-up trimmed when ``warmup_s > 0``)."""
+        if self.warmup_s <= 0 and self._stats is None:
+            n = int(self.model_good.sum())
+            return float(self.model_latency_sum_s.sum() / n) if n else float("nan")
+        return self._latency_stats()[0]
+
+    @property
+    def latency_p90_s(self) -> float:
+        """90th percentile latency of good requests (warm-up trimmed)."""
+        return self._latency_stats()[1]
+
+    @property
+    def latency_p99_s(self) -> float:
+        """99th percentile latency of good requests (warm-up trimmed)."""
+        return self._latency_stats()[2]
+
+    def _latency_stats(self) -> tuple[float, float, float]:
+        if self._stats is None:
+            self._stats = latency_stats(self.arrival_s, self.finish_s, self.good, self.duration_s, self.warmup_s)
+        return self._stats
 
     def summary(self) -> dict[str, Any]:
         """Scalar metrics as a JSON-ready dict."""
@@ -439,14 +477,14 @@ class Simulator:
         return np.array(cfg, np.int64), np.array(lens, np.int64), np.array(flat, np.int64)
 
     # ------------------------------------------------------------------ runs
-    def _simulate(self, placement: Placement | TimeVaryingPlacement, lo: int, hi: int, finish, good, mg, mt):
+    def _simulate(self, placement: Placement | TimeVaryingPlacement, lo: int, hi: int, finish, good, mg, mt, ls):
         if isinstance(placement, TimeVaryingPlacement):
             starts = np.asarray(placement.start_times_s)
             cuts = np.searchsorted(self._arrival, starts[1:], side="left")
             bounds = [lo, *(int(x) for x in cuts), hi]
             counts = []
             for j, p in enumerate(placement.placements):
-                counts.append(self._simulate(p, bounds[j], bounds[j + 1], finish, good, mg, mt))
+                counts.append(self._simulate(p, bounds[j], bounds[j + 1], finish, good, mg, mt, ls))
             return np.concatenate(counts) if counts else np.zeros(0, np.int64)
         grp_cfg, grp_len, grp_models = self._arrays(placement)
         gc = np.zeros(len(grp_cfg), np.int64)
@@ -467,6 +505,7 @@ class Simulator:
                 gc,
                 mg,
                 mt,
+                ls,
             )
             if code < 0:
                 bad = -code - 1
@@ -478,31 +517,29 @@ class Simulator:
                 )
         return gc
 
+    def _run(self, placement: Placement | TimeVaryingPlacement) -> SimResult:
+        n = self._arrival.size
+        finish = np.empty(n)
+        good = np.empty(n, np.bool_)
+        mg = np.zeros(self.num_models, np.int64)
+        mt = np.zeros(self.num_models, np.int64)
+        ls = np.zeros(self.num_models)
+        gc = self._simulate(placement, 0, n, finish, good, mg, mt, ls)
+        att = float(mg.sum() / n) if n else 1.0
+        return SimResult(finish, good, att, mt, mg, gc, ls, self._arrival, self.workload.duration_s, self.warmup_s)
+
     def run_fast(self, placement: Placement | TimeVaryingPlacement) -> tuple[float, np.ndarray, np.ndarray, np.ndarray]:
         """Attainment-only path for searches: ``(attainment, model_good, model_requests, group_requests)``."""
-        n = self._arrival.size
-        finish = np.empty(n)
-        good = np.empty(n, np.bool_)
-        mg = np.zeros(self.num_models, np.int64)
-        mt = np.zeros(self.num_models, np.int64)
-        gc = self._simulate(placement, 0, n, finish, good, mg, mt)
-        att = float(mg.sum() / n) if n else 1.0
-        return att, mg, mt, gc
+        r = self._run(placement)
+        return r.attainment, r.model_good, r.model_requests, r.group_requests
 
     def run(self, placement: Placement | TimeVaryingPlacement) -> SimResult:
-        """Simulate ``placement`` on the workload; full per-request output and latency statistics."""
-        n = self._arrival.size
-        finish = np.empty(n)
-        good = np.empty(n, np.bool_)
-        mg = np.zeros(self.num_models, np.int64)
-        mt = np.zeros(self.num_models, np.int64)
-        gc = self._simulate(placement, 0, n, finish, good, mg, mt)
-        att = float(mg.sum() / n) if n else 1.0
-        res = SimResult(finish, good, att, mt, mg, gc)
-        res.latency_mean_s, res.latency_p90_s, res.latency_p99_s = latency_stats(
-            self._arrival, finish, good, self.workload.duration_s, self.warmup_s
-        )
-        return res
+        """Simulate ``placement`` on the workload: per-request output, counts, latency statistics.
+
+        Percentiles (and the warm-up-trimmed mean) are computed when first read, so a search that
+        only reads attainment and the mean latency pays for neither.
+        """
+        return self._run(placement)
 
 
 def latency_stats(
