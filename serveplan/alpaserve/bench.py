@@ -109,7 +109,7 @@ def bench_simulator(sizes: tuple[int, ...] = (100_000, 1_000_000), reference_req
             sim = Simulator(inst_n)
             sim.run_fast(p)  # tables + compilation out of the timing
             fast_s = _best(lambda sim=sim, p=p: sim.run_fast(p))
-            full_s = _best(lambda sim=sim, p=p: sim.run(p))
+            full_s = _best(lambda sim=sim, p=p: sim.run(p).latency_p99_s)
             k = min(reference_requests, inst_n.test.num_requests)
             sub = inst_n.test.slice(0.0, float(inst_n.test.arrival_s[k - 1]) + 1e-9, rebase=False)
             table = {
@@ -208,11 +208,14 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="100k requests only")
     args = ap.parse_args(argv)
-    print(f"Machine: {machine_line()}\n")
+    import os
+
+    print(f"Machine: {machine_line()}; load average before the run {os.getloadavg()[0]:.1f}\n")
     rows = bench_sim(quick=args.quick)
     print(markdown(rows))
     first = next(r["first_call_s"] for r in rows if r["kind"] == "fixed_cost")
     print(f"\nfirst call in this process (loads the cached compiled kernel): {first:.2f} s")
+    print(f"load average after the run {os.getloadavg()[0]:.1f}")
 
 
 if __name__ == "__main__":
