@@ -117,3 +117,33 @@ def test_solution_bound_metrics():
     assert m["lower_response_s"] <= m["upper_response_s"]
     overloaded = solution_bound_metrics(inst.with_arrival_rate(5.0), sol)
     assert math.isinf(overloaded["lower_response_s"])
+
+
+def test_bounds_with_thousands_of_job_servers():
+    mu = np.linspace(0.05, 1.0, 200)
+    caps = np.full(200, 25)  # C = 5000: the products of lambda/nu_i over/underflow without log space
+    nu = float(mu @ caps)
+    b = theorem37_bounds(0.9 * nu, mu, caps)
+    assert b.total_capacity == 5000
+    assert math.isfinite(b.lower_s) and math.isfinite(b.upper_s) and 0 < b.lower_s <= b.upper_s
+
+
+@pytest.mark.parametrize("seed", range(8))
+@pytest.mark.parametrize("load", [0.3, 0.7, 0.95])
+def test_bounds_bracket_ctmc_on_gca_chain_sets(seed, load):
+    from heuristics.gbp_cr import gbp_cr
+    from heuristics.gca import gca
+    from serveplan.chain.experiments import tiny_instance
+
+    inst = tiny_instance(5, 3, arrival_rate=0.2, seed=seed)
+    run = gbp_cr(inst, 1, stop_rule="max_chains")
+    if not run.chains:
+        run = gbp_cr(inst.with_arrival_rate(0.01), 1, stop_rule="max_chains")
+    alloc = gca(inst, run.placement)
+    assert alloc.chains, "tiny instance without a chain"
+    mu = 1.0 / np.asarray(alloc.service_times_s)
+    caps = np.asarray(alloc.capacities)
+    lam = load * float(mu @ caps)
+    exact = jffc_steady_state(lam, mu, caps)
+    b = theorem37_bounds(lam, mu, caps)
+    assert b.lower_jobs <= exact.mean_jobs * (1 + 1e-9) and exact.mean_jobs <= b.upper_jobs * (1 + 1e-9)

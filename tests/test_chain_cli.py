@@ -36,6 +36,7 @@ def test_solve_json(capsys, method, tmp_path):
     assert data["objective"] == sum(ch["capacity"] for ch in data["solution"]["chains"])
     assert len(data["solution"]["service_times_s"]) == len(data["solution"]["chains"])
     assert json.loads(saved.read_text())["objective"] == data["objective"]
+    assert data["bounds"]["lower_response_s"] <= data["bounds"]["upper_response_s"]
 
 
 def test_infeasible_fixed_c_is_a_result(capsys):

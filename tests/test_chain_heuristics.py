@@ -314,3 +314,25 @@ def test_bench_rows_have_the_documented_columns():
     assert rows[0]["ratio_vs_gbp_cr"] == 1.0 and all(r["seconds"] >= 0 for r in rows)
     assert all(r["cores"] and r["cpu"] for r in rows)
     assert markdown_table(rows).count("\n") == len(rows) + 1
+
+
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    seed=st.integers(0, 1000),
+    J=st.integers(5, 25),
+    eta=st.sampled_from([0.0, 0.1, 0.2, 0.4]),
+    lam=st.floats(0.05, 1.0),
+    high_perf=st.sampled_from(["random", "lowest_rtt"]),
+    comm=st.sampled_from(["paper", "author_code"]),
+    case=st.sampled_from(METHOD_CASES),
+)
+def test_heuristics_verify_on_ripe_instances(seed, J, eta, lam, high_perf, comm, case):
+    from serveplan.chain.builders import ripe_instance
+
+    inst = ripe_instance(J, eta, lam, seed=seed, high_perf=high_perf, comm_reading=comm)
+    name, options = case
+    res = run_method("chain", name, inst, Budget(seed=seed, options={**options, "c_max": 40}))
+    if res.status == "feasible":
+        assert res.verified, res.violations
+    else:
+        assert res.solution is None and res.info["reason"]

@@ -14,6 +14,7 @@ import math
 import sys
 from typing import Any
 
+from serveplan.chain.bounds import solution_bound_metrics
 from serveplan.chain.instance import ChainInstance
 from serveplan.chain.placement import ChainSolution, residual_slots, service_time_s
 from serveplan.chain.verify import verify
@@ -79,6 +80,7 @@ def report_dict(instance: ChainInstance, result: MethodResult) -> dict[str, Any]
     sol = result.solution
     if isinstance(sol, ChainSolution):
         out["verify"] = verify(instance, sol).to_dict()
+        out["bounds"] = {k: _finite(v) for k, v in solution_bound_metrics(instance, sol).items()}
         out["solution"] = sol.to_dict()
         out["solution"]["service_times_s"] = [service_time_s(instance, ch) for ch in sol.chains]
     if result.solve is not None:
@@ -124,9 +126,12 @@ def _print_text(instance: ChainInstance, result: MethodResult) -> None:
     if result.bound is not None:
         gap = f"{result.gap:.4g}" if result.gap is not None else "n/a"
         print(f"bound     {result.bound:g} (gap {gap})")
-    lo, hi = result.info.get("lower_response_s"), result.info.get("upper_response_s")
-    if lo is not None and hi is not None:
+    metrics = solution_bound_metrics(instance, sol)
+    lo, hi = metrics["lower_response_s"], metrics["upper_response_s"]
+    if math.isfinite(lo):
         print(f"response  Theorem 3.7 mean response time in [{lo:.6g}, {hi:.6g}] s")
+    else:
+        print("response  unstable under JFFC: lambda >= total service rate (Lemma 3.6)")
     extras = {k: result.info[k] for k in ("c", "K", "criterion") if k in result.info}
     if extras:
         print("info      " + ", ".join(f"{k}={v}" for k, v in extras.items()))
