@@ -23,7 +23,14 @@ from typing import Any
 import numpy as np
 
 import serveplan
-from experiments.config import RESERVED_COLUMNS, ExperimentConfig, SuiteConfig, experiments_of, import_plugins
+from experiments.config import (
+    RESERVED_COLUMNS,
+    ExperimentConfig,
+    MethodSpec,
+    SuiteConfig,
+    experiments_of,
+    import_plugins,
+)
 from experiments.executors import Executor, make_executor
 from experiments.grid import Case, expand_cases
 from experiments.store import ResultStore
@@ -84,24 +91,72 @@ def _base_row(case: Case) -> dict[str, Any]:
     return row
 
 
-def _evaluate(case: Case, instance: Any, result: MethodResult) -> dict[str, Any]:
-    """The evaluator's metrics as row cells.
+def _evaluate(
+    problem: str, evaluator: str, params: dict[str, Any], instance: Any, result: MethodResult, seed: int,
+    reserved: set[str],
+) -> tuple[dict[str, Any], str]:  # fmt: skip
+    """The evaluator's metrics as row cells, and a note when it was skipped.
 
     Evaluators also see results without a solution (they may report e.g. zero attainment); one that
     raises on such a result leaves the metrics empty instead of failing the case.
     """
-    evaluator = get_evaluator(case.problem, case.evaluator)
     try:
-        metrics = evaluator.fn(instance, result, dict(case.evaluator_params), case.seed)
+        metrics = get_evaluator(problem, evaluator).fn(instance, result, dict(params), seed)
     except Exception as exc:
         if result.solution is not None:
             raise
-        return {"message": f"no solution; evaluator skipped ({type(exc).__name__}: {exc})"}
+        return {}, f"no solution, evaluator skipped ({type(exc).__name__}: {exc})"
     row = {}
     for name, value in metrics.items():
-        col = f"eval_{name}" if name in RESERVED_COLUMNS or name in case.axes else name
+        col = f"eval_{name}" if name in RESERVED_COLUMNS or name in reserved else name
         row[col] = _cell(value)
-    return row
+    return row, ""
+
+
+def solve_and_evaluate(
+    problem: str,
+    instance: Any,
+    spec: MethodSpec,
+    seed: int,
+    evaluator: str | None = None,
+    evaluator_params: dict[str, Any] | None = None,
+    reserved: set[str] | frozenset[str] = frozenset(),
+) -> tuple[MethodResult, dict[str, Any]]:
+    """Run one method on one instance under its budget, then the evaluator; returns the result and row cells.
+
+    Raises whatever the method or the evaluator raises (:func:`run_case` turns it into an error row).
+    """
+    budget = Budget(
+        time_limit_s=spec.time_limit_s,
+        threads=spec.threads,
+        backend=spec.backend,
+        rel_gap=spec.rel_gap,
+        seed=seed,
+        options=dict(spec.options),
+    )
+    t0 = time.perf_counter()
+    result = run_method(problem, spec.name, instance, budget)
+    method_wall = time.perf_counter() - t0
+    solve = result.solve or {}
+    row = {
+        "status": str(result.status),
+        "verified": bool(result.verified),
+        "violations": len(result.violations),
+        "objective": _cell(result.objective),
+        "bound": _cell(result.bound),
+        "gap": _cell(result.gap),
+        "method_wall_s": float(result.wall_s or method_wall),
+        "solver": solve.get("solver"),
+        "solver_version": solve.get("solver_version"),
+        "message": "; ".join(result.violations[:3]) if result.violations else str(solve.get("message", "")),
+        "info": _info_cell(result.info),
+    }
+    if evaluator is not None:
+        metrics, note = _evaluate(problem, evaluator, evaluator_params or {}, instance, result, seed, set(reserved))
+        row |= metrics
+        if note:
+            row["message"] = "; ".join(m for m in (row["message"], note) if m)
+    return result, row
 
 
 def run_case(case: Case) -> dict[str, Any]:
@@ -111,8 +166,8 @@ def run_case(case: Case) -> dict[str, Any]:
     -------
     dict
         The fixed columns (see :data:`experiments.config.RESERVED_COLUMNS`), one column per grid axis,
-        and one per metric the evaluator returned (a metric named like a fixed column is stored as
-        ``eval_<name>``). The evaluator runs on every result that is not an error.
+        and one per metric the evaluator returned (a metric named like a fixed column or an axis is
+        stored as ``eval_<name>``). The evaluator runs on every result that is not an error.
     """
     start = time.perf_counter()
     row = _base_row(case)
@@ -121,41 +176,22 @@ def run_case(case: Case) -> dict[str, Any]:
         instance = _build_instance(
             case.problem, case.family, json.dumps(case.instance_params, sort_keys=True), case.seed
         )
-        spec = case.method
-        budget = Budget(
-            time_limit_s=spec.time_limit_s,
-            threads=spec.threads,
-            backend=spec.backend,
-            rel_gap=spec.rel_gap,
-            seed=case.seed,
-            options=dict(spec.options),
+        _, cells = solve_and_evaluate(
+            case.problem, instance, case.method, case.seed, case.evaluator, case.evaluator_params, set(case.axes)
         )
-        t0 = time.perf_counter()
-        result = run_method(case.problem, spec.name, instance, budget)
-        method_wall = time.perf_counter() - t0
-        solve = result.solve or {}
-        row |= {
-            "status": str(result.status),
-            "verified": bool(result.verified),
-            "violations": len(result.violations),
-            "objective": _cell(result.objective),
-            "bound": _cell(result.bound),
-            "gap": _cell(result.gap),
-            "method_wall_s": float(result.wall_s or method_wall),
-            "solver": solve.get("solver"),
-            "solver_version": solve.get("solver_version"),
-            "message": "; ".join(result.violations[:3]) if result.violations else str(solve.get("message", "")),
-            "info": _info_cell(result.info),
-        }
-        if case.evaluator is not None:
-            row |= _evaluate(case, instance, result)
+        row |= cells
     except Exception as exc:
-        tb = traceback.extract_tb(exc.__traceback__)
-        where = f" at {Path(tb[-1].filename).name}:{tb[-1].lineno}" if tb else ""
-        row |= {"status": "error", "verified": False, "message": f"{type(exc).__name__}: {exc}{where}"}
+        row |= {"status": "error", "verified": False, "message": error_message(exc)}
     row["wall_s"] = time.perf_counter() - start
     row["finished_at"] = datetime.now(UTC).isoformat(timespec="seconds")
     return row
+
+
+def error_message(exc: BaseException) -> str:
+    """``Type: message at file:line`` of the innermost frame, for a table cell."""
+    tb = traceback.extract_tb(exc.__traceback__)
+    where = f" at {Path(tb[-1].filename).name}:{tb[-1].lineno}" if tb else ""
+    return f"{type(exc).__name__}: {exc}{where}"
 
 
 def error_row(case: Case, exc: BaseException) -> dict[str, Any]:
