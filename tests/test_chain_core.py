@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -341,3 +342,17 @@ def test_families_and_evaluator_registered():
     assert tiny.num_servers == 3 and set(tiny.memory_gb.tolist()) == {3.0}
     assert get_family("chain", "synthetic").fn({"J": 12, "L": 5}, 0).num_blocks == 5
     assert get_evaluator("chain", "bounds").fn is not None
+
+
+def test_bounds_evaluator_metrics():
+    from serveplan.registry import Budget, MethodResult, run_method
+
+    inst = get_family("chain", "paper_sim").fn({"J": 12, "eta": 0.25, "lambda": 0.3}, 2)
+    res = run_method("chain", "gbp_cr", inst, Budget())
+    metrics = get_evaluator("chain", "bounds").fn(inst, res, {}, 0)
+    assert metrics["meets_target"] == 1.0
+    assert metrics["surrogate_ck_response_s"] == pytest.approx(res.info["c"] * res.info["K"] / 0.3)
+    assert metrics["surrogate_response_s"] == pytest.approx(res.objective / 0.3)
+    assert metrics["lower_response_s"] <= metrics["upper_response_s"]
+    none = get_evaluator("chain", "bounds").fn(inst, MethodResult("x", "infeasible", None, None), {}, 0)
+    assert none["meets_target"] == 0.0 and math.isinf(none["lower_response_s"])

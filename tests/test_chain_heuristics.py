@@ -336,3 +336,33 @@ def test_heuristics_verify_on_ripe_instances(seed, J, eta, lam, high_perf, comm,
         assert res.verified, res.violations
     else:
         assert res.solution is None and res.info["reason"]
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_gbp_cr_beats_100_random_placements_with_equal_memory(seed):
+    # the paper's GBP-CR unit test (a): eta = 0 gives equal memory, where GBP-CR is optimal
+    from serveplan.chain.builders import ripe_instance
+
+    inst = ripe_instance(20, 0.0, 0.2, seed=seed)
+    c = 7
+    ours = gbp_cr(inst, c)
+    assert ours.feasible
+    draws = random_placements(inst, c, 100, seed=seed)
+    assert len(draws) == 100
+    assert ours.surrogate <= min(r.surrogate for r in draws)
+    best = run_method("chain", "random:7", inst, Budget(seed=seed, options={"samples": 100}))
+    assert best.verified and best.info["surrogate_job_servers"] == min(r.surrogate for r in draws)
+
+
+def test_paper_example_file_solves_as_in_the_paper(capsys):
+    from pathlib import Path
+
+    from serveplan.cli import main
+
+    path = Path(__file__).resolve().parents[1] / "examples" / "chain_paper_gca_example.json"
+    assert main(["solve", "chain", "--instance", str(path), "-o", "c=1", "--json"]) == 0
+    import json
+
+    data = json.loads(capsys.readouterr().out)
+    assert [ch["capacity"] for ch in data["solution"]["chains"]] == [5, 5, 5]
+    assert [ch["servers"] for ch in data["solution"]["chains"]] == [[0, 1], [0, 3, 4], [2, 3, 4]]

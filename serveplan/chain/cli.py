@@ -126,6 +126,8 @@ def _print_text(instance: ChainInstance, result: MethodResult) -> None:
     if result.bound is not None:
         gap = f"{result.gap:.4g}" if result.gap is not None else "n/a"
         print(f"bound     {result.bound:g} (gap {gap})")
+    else:
+        print("bound     none (the method proves no bound on the optimum)")
     metrics = solution_bound_metrics(instance, sol)
     lo, hi = metrics["lower_response_s"], metrics["upper_response_s"]
     if math.isfinite(lo):
