@@ -319,3 +319,15 @@ def test_cli_solve_scores_a_registered_method(capsys, tmp_path):
     assert out["verified"] and 0 < out["attainment"] <= 1
     saved = load_placement(tmp_path / "p.json")
     assert all(g.config == ParallelConfig(1, 1) for g in saved.groups)
+
+
+def test_diagnose_names_models_that_cannot_score():
+    inst = small_instance(models=("bert-1.3b", "bert-104b", "bert-2.6b"), num_gpus=8)
+    inst = AlpaInstance(inst.cluster, inst.models, (inst.slo_s[0], 10.0, 0.02), LM, inst.train, inst.test)
+    notes = inst.diagnose()
+    assert len(notes) == 2
+    assert notes[0].startswith("model 1 (bert-104b): fits no") and "model 2 (bert-2.6b): SLO 0.02" in notes[1]
+    # 2.6B on 4 GPUs (pp1 x op4): 77 ms; an SLO of 80 ms is met without overheads, not with 11 ms
+    tight = AlpaInstance(Cluster(4), inst.models[2:], (0.08,), LM, *(gamma_workload([1.0], 1.0, 5.0, 0),) * 2)
+    assert tight.diagnose(fixed_overhead_s=0.0, stage_penalty=0.0) == []
+    assert len(tight.diagnose()) == 1

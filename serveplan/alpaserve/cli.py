@@ -117,9 +117,14 @@ def _clean(x: Any) -> Any:
 
 
 def report(
-    instance: AlpaInstance, placement: Placement | TimeVaryingPlacement, workload: Workload, res: SimResult
+    instance: AlpaInstance,
+    placement: Placement | TimeVaryingPlacement,
+    workload: Workload,
+    res: SimResult,
+    options: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """JSON-ready report of one simulation (with verification)."""
+    """JSON-ready report of one simulation (with verification and notes on models that cannot score)."""
+    opts = options or {}
     rep = verify(instance, placement)
     out = {
         "instance": instance.name,
@@ -129,6 +134,9 @@ def report(
         "num_gpus_used": placement.num_gpus,
         "num_gpus": instance.cluster.num_gpus,
         **res.summary(),
+        "notes": instance.diagnose(
+            fixed_overhead_s=opts.get("fixed_overhead_s", 0.011), stage_penalty=opts.get("stage_penalty", 0.009)
+        ),
         "models": [m.name for m in instance.models],
         "slo_s": list(instance.slo_s),
         "latency_source": sorted(
@@ -150,6 +158,8 @@ def _print(out: dict[str, Any]) -> None:
     for v in out["violations"]:
         print(f"  violation: {v}")
     print(f"latency    from {', '.join(out['latency_source']) or 'n/a'} profiles")
+    for note in out.get("notes", []):
+        print(f"  note: {note}")
 
     def fmt(x: Any, unit: str = "") -> str:
         return "n/a" if x is None else f"{x:.4g}{unit}"
@@ -172,7 +182,7 @@ def run_simulate(args: argparse.Namespace) -> int:
     placement = load_placement(args.placement)
     workload = resolve_workload(args.workload, instance)
     res = Simulator(instance, workload, **_options(args)).run(placement)
-    out = report(instance, placement, workload, res)
+    out = report(instance, placement, workload, res, _options(args))
     if args.json:
         print(json.dumps(out, indent=1))
     else:
@@ -211,7 +221,7 @@ def run_solve(args: argparse.Namespace) -> int:
     placement = result.solution
     if isinstance(placement, Placement | TimeVaryingPlacement):
         res = Simulator(instance, instance.test, **_options(args)).run(placement)
-        out.update(report(instance, placement, instance.test, res))
+        out.update(report(instance, placement, instance.test, res, _options(args)))
         out["placement"] = placement.to_dict()
         if args.save:
             save_placement(placement, args.save)

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from serveplan.alpaserve.cluster import Cluster
+from serveplan.alpaserve.cluster import Cluster, ParallelConfig
 from serveplan.alpaserve.latency import LatencyModel
 from serveplan.alpaserve.model import ModelSpec, get_model
 from serveplan.errors import InputError
@@ -77,28 +77,62 @@ class AlpaInstance:
         """SLOs as a float64 array."""
         return np.asarray(self.slo_s, dtype=np.float64)
 
+    def _fitting_configs(self, model: int, max_pp: int, max_op: int) -> list[ParallelConfig]:
+        spec = self.models[model]
+        budget = self.cluster.memory_budget_bytes
+        return [
+            c
+            for c in self.cluster.parallel_configs(max_pp=max_pp, max_op=max_op)
+            if c.pp <= spec.num_layers and self.latency.max_stage_weight_bytes(spec, c) <= budget
+        ]
+
     def fits_anywhere(self, model: int, max_pp: int = 64, max_op: int = 8) -> bool:
         """Whether ``model`` alone fits the per-GPU budget under some valid config of the cluster."""
-        spec = self.models[model]
-        for c in self.cluster.parallel_configs(max_pp=max_pp, max_op=max_op):
-            if (
-                c.pp <= spec.num_layers
-                and self.latency.max_stage_weight_bytes(spec, c) <= self.cluster.memory_budget_bytes
-            ):
-                return True
-        return False
+        return bool(self._fitting_configs(model, max_pp, max_op))
 
-    def fastest_latency_s(self, model: int, max_pp: int = 64, max_op: int = 8) -> float:
-        """Smallest single-request latency over valid configs where the model fits (inf if none)."""
+    def fastest_latency_s(
+        self,
+        model: int,
+        max_pp: int = 64,
+        max_op: int = 8,
+        *,
+        fixed_overhead_s: float = 0.0,
+        stage_penalty: float = 0.0,
+    ) -> float:
+        """Smallest single-request latency over valid configs where the model fits (inf if none).
+
+        With the simulator's ``fixed_overhead_s`` and ``stage_penalty`` it is the smallest latency
+        the simulator can produce for the model, so an SLO below it can never be met.
+        """
         spec = self.models[model]
-        best = float("inf")
-        for c in self.cluster.parallel_configs(max_pp=max_pp, max_op=max_op):
-            if (
-                c.pp <= spec.num_layers
-                and self.latency.max_stage_weight_bytes(spec, c) <= self.cluster.memory_budget_bytes
-            ):
-                best = min(best, self.latency.latency_s(spec, c))
-        return best
+        lat = [
+            self.latency.latency_s(spec, c) * (1.0 + stage_penalty * c.pp) + fixed_overhead_s
+            for c in self._fitting_configs(model, max_pp, max_op)
+        ]
+        return min(lat, default=float("inf"))
+
+    def diagnose(self, *, fixed_overhead_s: float = 0.011, stage_penalty: float = 0.009) -> list[str]:
+        """Notes on models that cannot score.
+
+        A model cannot score when it fits no config, or when its SLO is below the fastest latency the
+        simulator can produce (with these overheads; defaults are the simulator's). Such models are
+        not an error; their requests simply miss.
+        """
+        notes = []
+        seen: dict[tuple[ModelSpec, float], str | None] = {}
+        for i, (m, slo) in enumerate(zip(self.models, self.slo_s, strict=True)):
+            key = (m, slo)
+            if key not in seen:
+                best = self.fastest_latency_s(i, fixed_overhead_s=fixed_overhead_s, stage_penalty=stage_penalty)
+                if not np.isfinite(best):
+                    seen[key] = f"fits no parallel config within the {self.cluster.memory_budget_gb:g} GiB budget"
+                elif slo < best:
+                    seen[key] = f"SLO {slo:.4g} s is below the fastest achievable latency {best:.4g} s"
+                else:
+                    seen[key] = None
+            if seen[key]:
+                notes.append(f"model {i} ({m.name}): {seen[key]}")
+        return notes
 
     def with_workloads(self, train: Workload, test: Workload | None = None) -> AlpaInstance:
         """A copy with other workloads (``test`` defaults to ``train``)."""
