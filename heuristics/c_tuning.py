@@ -185,5 +185,12 @@ def tune_c(
             if best is None or key < best:
                 best, best_run, best_alloc = key, run, alloc
     if best is None:
+        if any(run.feasible for run in runs):  # GBP-CR reached its scaled rate, but no GCA allocation qualified
+            top = max((sc.gca_rate for sc in scores if not math.isnan(sc.gca_rate)), default=0.0)
+            reason = (
+                f"no c gives a GCA allocation reaching lambda/rho_bar = {instance.required_rate:.6g} jobs/s with "
+                f"JFFC stable (best GCA rate {top:.6g} jobs/s); try require_target=false"
+            )
+            return TuningResult(criterion, None, scores, reason=reason)
         return TuningResult(criterion, None, scores, reason=infeasibility_reason(instance, runs))
     return TuningResult(criterion, best[1], scores, best_run, best_alloc)

@@ -195,9 +195,10 @@ def gbp_cr(
         np.asarray(order, dtype=np.int64), m.astype(np.int64), t, L, target, last_server == "shift",
         stop_rule == "rate",
     )  # fmt: skip
+    starts = np.concatenate((np.zeros(1, dtype=np.int64), ends))[: ends.size]
     chains = tuple(
         Chain.trusted(tuple(seq[s:e].tolist()), tuple(seq_blocks[s:e].tolist()))
-        for s, e in zip(np.concatenate(([0], ends[:-1])), ends, strict=True)
+        for s, e in zip(starts.tolist(), ends.tolist(), strict=True)
     )
     needed = None if needed_k < 0 else int(needed_k)
     placement = Placement(tuple(first.tolist()), tuple(count.tolist()))
