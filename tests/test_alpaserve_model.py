@@ -331,3 +331,11 @@ def test_diagnose_names_models_that_cannot_score():
     tight = AlpaInstance(Cluster(4), inst.models[2:], (0.08,), LM, *(gamma_workload([1.0], 1.0, 5.0, 0),) * 2)
     assert tight.diagnose(fixed_overhead_s=0.0, stage_penalty=0.0) == []
     assert len(tight.diagnose()) == 1
+
+
+def test_cli_time_varying_example(capsys):
+    args = ["simulate", "alpaserve", "--instance", str(EXAMPLES / "alpaserve_small_instance.json")]
+    args += ["--placement", str(EXAMPLES / "alpaserve_time_varying_placement.json"), "--json"]
+    assert main(args) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert len(out["group_requests"]) == 9 and sum(out["group_requests"]) == out["num_requests"]
