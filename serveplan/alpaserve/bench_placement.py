@@ -1,0 +1,152 @@
+"""Benchmark of AlpaServe placement: Algorithm 2 with model buckets, and the window MILP's time to a 1 % gap.
+
+``serveplan bench placement --problem alpaserve`` (or ``python -m serveplan.alpaserve.bench_placement``).
+
+1. **Algorithm 2 at 64 GPUs / 72 mixed models** (the digest's section-8 setting, where the reference
+   ``mp-search-sep`` took 172.6 s): 12 x {BERT-6.7B, MoE-5.3B, BERT-2.6B, MoE-2.4B, BERT-1.3B, MoE-1.3B}, V100
+   13 GiB budget, power-law Gamma arrivals of 108 requests/s in total, CV 4, SLO 5x; the search sees a 280 s train
+   trace (about 30,000 requests, the size of the reference's ``gen_train_workload``) and is scored on it and on an
+   independent 280 s test trace. Rows, all in one process after a warm-up that compiles the simulator:
+
+   * ``search`` - :class:`heuristics.alpaserve_search.PlacementSearch` as registered (per-bucket workloads,
+     memoised (bucket, devices) answers, best-first split search with monotone pruning);
+   * ``search (all splits)`` - the same without the best-first pruning (every split evaluated, memoised);
+   * ``reference loop`` - the reference's loop structure (every split re-solves every bucket against the whole
+     trace and simulates the concatenation), on the same simulator: the baseline of the ratio;
+   * ``search_flat`` - Algorithm 2 without buckets (reference ``mp-search``).
+
+2. **Window MILP, 16 GPUs / 8 models** (2 x {BERT-1.3B, BERT-2.6B, BERT-6.7B, MoE-1.3B}, 30 requests/s, CV 3,
+   200 s train trace): HiGHS with ``rel_gap = 0.01`` and a 60 s limit, then to optimality (``rel_gap`` 1e-4) for
+   reference.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from typing import Any
+
+from heuristics.alpaserve_search import PlacementSearch
+from serveplan.alpaserve.bench import machine_line
+from serveplan.alpaserve.cluster import Cluster, Placement
+from serveplan.alpaserve.instance import AlpaInstance
+from serveplan.alpaserve.latency import latency_model_for
+from serveplan.alpaserve.model import get_model
+from serveplan.alpaserve.simulator import Simulator
+from serveplan.registry import Budget, run_method
+from serveplan.workloads.arrivals import gamma_workload, power_law_rates
+
+MIX = ("bert-6.7b", "moe-5.3b", "bert-2.6b", "moe-2.4b", "bert-1.3b", "moe-1.3b")
+MILP_MIX = ("bert-1.3b", "bert-2.6b", "bert-6.7b", "moe-1.3b")
+
+
+def make_instance(
+    num_gpus: int,
+    names: tuple[str, ...],
+    rate: float,
+    cv: float,
+    duration_s: float,
+    slo_scale: float = 5.0,
+    seed: int = 0,
+) -> AlpaInstance:
+    """Power-law Gamma instance with independent train (stream 1) and test (stream 0) traces."""
+    models = tuple(get_model(n) for n in names)
+    lm = latency_model_for("v100-16gb")
+    slo = [slo_scale * lm.single_gpu_latency_s(m) for m in models]
+    rates = power_law_rates(rate, len(models))
+    train = gamma_workload(rates, cv, duration_s, seed, stream=1)
+    test = gamma_workload(rates, cv, duration_s, seed, stream=0)
+    return AlpaInstance(Cluster(num_gpus), models, slo, lm, train, test, name=f"bench-{num_gpus}gpu-{len(models)}m")
+
+
+def _search_row(label: str, inst: AlpaInstance, **kwargs: Any) -> dict[str, Any]:
+    t0 = time.perf_counter()
+    ps = PlacementSearch(inst, inst.train, **{k: v for k, v in kwargs.items() if k != "use_buckets"})
+    res = ps.run(use_buckets=kwargs.get("use_buckets", True))
+    wall = time.perf_counter() - t0
+    test = Simulator(inst, inst.test).run(res.placement).attainment
+    return {
+        "benchmark": "algorithm2",
+        "instance": inst.name,
+        "requests": inst.train.num_requests,
+        "method": label,
+        "seconds": round(wall, 2),
+        "simulations": res.num_simulations,
+        "splits": f"{res.stats.get('splits_evaluated', 0)}/{res.num_splits}",
+        "device_split": "+".join(map(str, res.split)),
+        "train_attainment": round(res.attainment, 5),
+        "test_attainment": round(test, 5),
+    }
+
+
+def bench_algorithm2(quick: bool = False) -> list[dict[str, Any]]:
+    """Rows of part 1 (``quick``: 32 GPUs / 36 models, 54 requests/s)."""
+    size = (32, MIX * 6, 54.0) if quick else (64, MIX * 12, 108.0)
+    inst = make_instance(*size, 4.0, 280.0)
+    # warm-up: compile / load the simulator kernel
+    Simulator(inst, inst.train).run(Placement(()))
+    rows = [
+        _search_row("search", inst),
+        _search_row("search (all splits)", inst, prune_monotone=False),
+        _search_row("reference loop", inst, reference_loop=True),
+        _search_row("search_flat", inst, use_buckets=False),
+    ]
+    base = next(r for r in rows if r["method"] == "reference loop")["seconds"]
+    for r in rows:
+        r["speedup_vs_reference_loop"] = round(base / max(r["seconds"], 1e-9), 1)
+    return rows
+
+
+def bench_window_milp(time_limit_s: float = 60.0) -> list[dict[str, Any]]:
+    """Rows of part 2."""
+    inst = make_instance(16, MILP_MIX * 2, 30.0, 3.0, 200.0)
+    rows = []
+    for gap in (0.01, 1e-4):
+        res = run_method("alpaserve", "milp:window", inst, Budget(time_limit_s=time_limit_s, rel_gap=gap))
+        rows.append(
+            {
+                "benchmark": "window_milp",
+                "instance": inst.name,
+                "requests": inst.train.num_requests,
+                "method": f"milp:window rel_gap={gap:g}",
+                "seconds": round(res.wall_s, 2),
+                "status": res.status,
+                "gap": None if res.gap is None else round(res.gap, 6),
+                "train_attainment": round(res.info.get("train_attainment", float("nan")), 5),
+                "test_attainment": round(res.info.get("test_attainment", float("nan")), 5),
+            }
+        )
+    return rows
+
+
+def run_benchmark(quick: bool = False) -> list[dict[str, Any]]:
+    """Both parts; rows of dicts (``quick`` shrinks part 1)."""
+    return bench_algorithm2(quick) + bench_window_milp()
+
+
+def markdown(rows: list[dict[str, Any]]) -> str:
+    """The tables of docs/benchmarks.md (one per part)."""
+    out = [f"Machine: {machine_line()}", ""]
+    for part in ("algorithm2", "window_milp"):
+        sub = [r for r in rows if r["benchmark"] == part]
+        if not sub:
+            continue
+        keys = [k for k in sub[0] if k != "benchmark"]
+        out.append("| " + " | ".join(keys) + " |")
+        out.append("|" + "---|" * len(keys))
+        for r in sub:
+            out.append("| " + " | ".join("" if r.get(k) is None else str(r.get(k)) for k in keys) + " |")
+        out.append("")
+    return "\n".join(out)
+
+
+def main() -> None:  # pragma: no cover - command-line entry
+    """``python -m serveplan.alpaserve.bench_placement [--quick]``."""
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true")
+    args = ap.parse_args()
+    print(markdown(run_benchmark(args.quick)))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
