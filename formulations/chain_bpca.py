@@ -18,12 +18,16 @@ equivalent (proof in ``docs/formulations_chain.md``):
 Two ways to solve it (:func:`solve_bpca`):
 
 ``enumerate``
-    every elementary path over the useful segments is a column; exact, for small instances.
+    every elementary path over the useful segments is a column, one MILP; exact, for small instances.
 ``colgen``
     column generation on the LP relaxation with exact pricing (a Pareto label search over the block DAG,
-    minimising 1 + W_p - pi / T_p), then the MILP over the generated columns. The LP value, rounded up, is a
-    proven lower bound; the restricted MILP's solution is a feasible upper bound. The result is called
-    optimal only when the two meet; otherwise it is a heuristic solution with a proven gap.
+    minimising 1 + W_p - pi / T_p), an incumbent from the MILP over the generated columns, then exact closing by
+    reduced costs: the final duals give a Lagrangian bound z_LD with sum_p c_p >= z_LD + sum_p rc_p c_p for every
+    solution, so a solution of value <= z_LD + delta uses only paths with rc_p <= delta. Those paths are
+    enumerated (depth-first with completion bounds) for growing delta and the MILP over them is solved; each
+    solved MILP raises the proven lower bound to floor(z_LD + delta) + 1. The result is ``optimal`` only when
+    the incumbent meets that bound; otherwise it is the incumbent with its proven bound and gap (for example
+    when the threshold enumeration exceeds ``max_paths`` or the time runs out).
 """
 
 from __future__ import annotations
@@ -60,6 +64,7 @@ def build_model(
     relax: bool = False,
     phase_one: bool = False,
     max_paths: int = 20_000,
+    linking: str = "cumulative",
 ) -> pyo.ConcreteModel:
     """The path-based BPCA model over ``paths`` (default: every elementary path, by enumeration).
 
@@ -133,43 +138,61 @@ def build_model(
         rate_expr = rate_expr + m.no_chain
     m.rate = pyo.Constraint(expr=rate_expr >= 1.0)
 
-    # Segment linking: a path carries jobs only on segments whose server hosts [a, e], a <= b.
+    # Linking: a path carries jobs on segment (j, b, e) only if j hosts [a, e] with a <= b. For each server j,
+    # last block e and threshold B, the jobs on j's segments ending at e and starting at b <= B fit in the slots
+    # of the options (j, a, e - a + 1) with a <= B: valid (options with a > B disable every such segment) and
+    # implying both the per-segment linking and the per-server slot budget (see docs/formulations_chain.md).
     through: dict[int, list[int]] = {i: [] for i in range(len(segments))}
-    load: dict[int, dict[int, int]] = {j: {} for j in servers}
     for p, path in enumerate(paths):
         for s in path.segments:
             through[seg_index[s]].append(p)
-            load[s.server][p] = load[s.server].get(p, 0) + s.num_blocks
-
+    keys = link_keys(segments, cumulative=linking == "cumulative")
+    m.bpca_link_keys = keys
+    starts: dict[tuple[int, int], list[Segment]] = {}
+    for s in segments:
+        starts.setdefault((s.server, s.last), []).append(s)
     option_set = set(options)
 
-    def link_rule(mm: pyo.ConcreteModel, i: int) -> Any:
-        if not through[i]:
+    def link_rule(mm: pyo.ConcreteModel, k: int) -> Any:
+        j, e, B = keys[k]
+        lo = 1 if linking == "cumulative" else B
+        terms = [(s.num_blocks, p) for s in starts[(j, e)] if lo <= s.first <= B for p in through[seg_index[s]]]
+        if not terms:
             return pyo.Constraint.Skip
-        s = segments[i]
-        lhs = sum(s.num_blocks * mm.c[p] for p in through[i])
         rhs = sum(
-            int(slots[s.server, s.last - a + 1]) * mm.y[(s.server, a, s.last - a + 1)]
-            for a in range(1, s.first + 1)
-            if (s.server, a, s.last - a + 1) in option_set
+            int(slots[j, e - a + 1]) * mm.y[(j, a, e - a + 1)]
+            for a in range(1, B + 1)
+            if (j, a, e - a + 1) in option_set
         )
-        return lhs <= rhs
+        return sum(w * mm.c[p] for w, p in terms) <= rhs
 
-    m.link = pyo.Constraint(pyo.RangeSet(0, len(segments) - 1) if segments else [], rule=link_rule)
-
-    def mem_rule(mm: pyo.ConcreteModel, j: int) -> Any:
-        if not load[j]:
-            return pyo.Constraint.Skip
-        lhs = sum(w * mm.c[p] for p, w in load[j].items())
-        return lhs <= sum(int(slots[j, o[2]]) * mm.y[o] for o in by_server[j])
-
-    m.mem = pyo.Constraint(servers, rule=mem_rule)
+    m.link = pyo.Constraint(pyo.RangeSet(0, len(keys) - 1) if keys else [], rule=link_rule)
+    if linking == "segment":
+        # Per-segment rows do not bound a server's total: add its slot budget.
+        load: dict[int, dict[int, int]] = {j: {} for j in servers}
+        for p, path in enumerate(paths):
+            for s in path.segments:
+                load[s.server][p] = load[s.server].get(p, 0) + s.num_blocks
+        m.mem = pyo.Constraint(
+            [j for j in servers if load[j]],
+            rule=lambda mm, j: (
+                sum(w * mm.c[p] for p, w in load[j].items()) <= sum(int(slots[j, o[2]]) * mm.y[o] for o in by_server[j])
+            ),
+        )
+    elif linking != "cumulative":
+        raise InputError("unknown linking", field="linking", value=linking, hint="'cumulative' or 'segment'")
     if phase_one:
         m.obj = pyo.Objective(expr=m.s, sense=pyo.minimize)
     else:
         m.obj = pyo.Objective(expr=sum(m.c[p] for p in m.P) if paths else 0 * m.no_chain, sense=pyo.minimize)
     m.bpca_num_blocks = L
     return m
+
+
+def link_keys(segments: list[Segment], cumulative: bool = True) -> list[tuple[int, int, int]]:
+    """Linking rows (j, e, B): one per server j, last block e and start B of some segment (j, B, e)."""
+    del cumulative  # the same keys index both linking families
+    return sorted({(s.server, s.last, s.first) for s in segments})
 
 
 def decode(instance: ChainInstance, model: pyo.ConcreteModel) -> ChainSolution:
@@ -271,6 +294,7 @@ def solve_bpca(
             initial_chains=initial_chains or [],
             max_iterations=max_iterations,
             max_labels=max_labels,
+            max_paths=max_paths,
         )
     raise InputError("unknown BPCA mode", field="mode", value=mode, hint="choose 'enumerate' or 'colgen'")
 
@@ -385,11 +409,16 @@ def _column_generation(
     initial_chains: list[Chain],
     max_iterations: int,
     max_labels: int,
+    max_paths: int,
 ) -> BpcaOutcome:
     start = time.perf_counter()
     segments = useful_segments(instance)
+    lp_model: pyo.ConcreteModel | None = None
     seg_index = {s: i for i, s in enumerate(segments)}
-    required = instance.required_rate
+    keys = link_keys(segments)
+    row_starts: dict[tuple[int, int], list[int]] = {}
+    for j, e, B in keys:
+        row_starts.setdefault((j, e), []).append(B)
     columns: dict[tuple[Segment, ...], SegmentPath] = {}
     for ch in initial_chains:
         p = _path_of_chain(instance, ch)
@@ -412,13 +441,18 @@ def _column_generation(
             if got is None:
                 raise InputError("column generation: the restricted LP failed to solve", field="mode", value="colgen")
             value, _, duals = got
-            pi = duals.get("rate", 0.0) / required
-            beta = {j: -duals.get(f"mem[{j}]", 0.0) for j in range(instance.num_servers)}
-            alpha = {s: -duals.get(f"link[{i}]", 0.0) for i, s in enumerate(segments)}
+            pi = duals.get("rate", 0.0) / instance.required_rate
+            alpha = {key: max(-duals.get(f"link[{k}]", 0.0), 0.0) for k, key in enumerate(keys)}
             # Rows that do not exist yet (no column through them) have dual 0, which is a valid dual of the LP
             # with the row added, because such a row is implied by y >= 0.
-            weight = {s: s.num_blocks * (max(alpha[s], 0.0) + max(beta[s.server], 0.0)) for s in segments}
+            # A segment (j, b, e) enters every row (j, e, B) with B >= b.
+            weight = {
+                s: s.num_blocks
+                * sum(alpha[(s.server, s.last, B)] for B in row_starts[(s.server, s.last)] if s.first <= B)
+                for s in segments
+            }
             new, exact = _price(instance, segments, weight, pi, 0.0 if phase_one else 1.0, max_labels)
+            lp_model = model
             new = [p for p in new if p.segments not in columns]
             if not exact:
                 exact_pricing = False
@@ -442,18 +476,151 @@ def _column_generation(
         else:
             lp_value = value if converged else None
 
-    bound = math.ceil(lp_value - 1e-6) if lp_value is not None else None
-    remaining = None if time_limit_s is None else max(1.0, time_limit_s - (time.perf_counter() - start))
-    # The restricted MILP keeps only elementary columns: the others are 0 in every integer solution.
+    info.update(columns=len(columns), lp_value=lp_value, exact_pricing=exact_pricing)
+
+    def remaining() -> float | None:
+        return None if time_limit_s is None else max(1.0, time_limit_s - (time.perf_counter() - start))
+
+    # Upper bound: the MILP over the generated columns. Only elementary columns: the others are 0 in every
+    # integer solution (a server has one last block).
     elementary = [p for p in columns.values() if p.is_elementary]
     model = build_model(instance, elementary)
-    res = solve(model, backend, time_limit_s=remaining, threads=threads, rel_gap=rel_gap)
-    info.update(columns=len(columns), lp_value=lp_value, exact_pricing=exact_pricing, restricted_milp=res.status)
-    if not res.status.has_solution:
-        return BpcaOutcome(Status.NO_SOLUTION_IN_TIME, None, None, bound, None, res, info)
-    sol = decode(instance, model)
-    objective = float(res.objective)
-    proven = bound is not None and round(objective) <= bound
-    status = Status.OPTIMAL if proven else Status.FEASIBLE
-    gap = None if bound is None else max(0.0, objective - bound) / max(abs(objective), 1e-9)
-    return BpcaOutcome(status, sol, objective, None if bound is None else float(bound), gap, res, info)
+    res = solve(model, backend, time_limit_s=remaining(), threads=threads, rel_gap=rel_gap)
+    info["restricted_milp"] = str(res.status)
+    incumbent = decode(instance, model) if res.status.has_solution else None
+    upper = round(res.objective) if res.status.has_solution else math.inf
+    if lp_value is None:
+        # Pricing did not converge: the incumbent is a heuristic solution without a proven bound.
+        status = Status.FEASIBLE if incumbent is not None else Status.NO_SOLUTION_IN_TIME
+        return BpcaOutcome(status, incumbent, None if incumbent is None else float(upper), None, None, res, info)
+
+    # Lagrangian bound from the final duals: for every BPCA solution x, sum c >= lagrange + sum_p rc_p c_p with
+    # rc_p >= 0 (pricing converged). Columns with rc_p > delta cannot appear in a solution of value
+    # <= lagrange + delta, so enumerating the paths with rc_p <= delta closes the problem exactly.
+    eps = 1e-6
+    lagrange = _lagrangian_bound(instance, lp_model, duals, keys, alpha)
+    info["lagrangian_bound"] = lagrange
+    lower = math.ceil(lagrange - eps)
+    # Thresholds grow one unit of objective at a time, starting from the one that would prove ceil(lagrange) + 1:
+    # small thresholds keep the MILPs small, and each solved one raises the proven lower bound by one.
+    delta = lower - lagrange + 2 * eps
+    if math.isfinite(upper):
+        delta = min(delta, upper - 1 - lagrange + 2 * eps)
+    last = res
+    while True:
+        if math.isfinite(upper) and upper <= lower:
+            return _outcome(Status.OPTIMAL, incumbent, upper, upper, last, info)
+        paths = _paths_below(instance, segments, weight, pi, delta + eps, max_paths)
+        info["threshold_paths"] = None if paths is None else len(paths)
+        info["threshold"] = delta
+        if paths is None:
+            return _outcome(Status.FEASIBLE, incumbent, upper, lower, last, info)
+        model = build_model(instance, paths)
+        last = solve(model, backend, time_limit_s=remaining(), threads=threads, rel_gap=rel_gap)
+        info["threshold_milp"] = str(last.status)
+        if last.status.has_solution and round(last.objective) < upper:
+            upper = round(last.objective)
+            incumbent = decode(instance, model)
+        if last.status not in (Status.OPTIMAL, Status.INFEASIBLE) or (
+            last.status == Status.OPTIMAL and rel_gap is not None and (last.gap or 0.0) > 1e-9
+        ):
+            bound = lower if last.bound is None else max(lower, min(math.ceil(last.bound - eps), upper))
+            return _outcome(Status.FEASIBLE, incumbent, upper, bound, last, info)
+        # Every solution avoided by this MILP uses a column with rc_p > delta: its value exceeds lagrange + delta.
+        lower = max(lower, min(upper, math.floor(lagrange + delta - eps) + 1))
+        if math.isfinite(upper) and upper <= lower:
+            return _outcome(Status.OPTIMAL, incumbent, upper, upper, last, info)
+        delta = delta + 1.0
+        if math.isfinite(upper):
+            delta = min(delta, upper - 1 - lagrange + 2 * eps)
+        if time_limit_s is not None and time.perf_counter() - start > time_limit_s:
+            return _outcome(
+                Status.FEASIBLE if incumbent else Status.NO_SOLUTION_IN_TIME, incumbent, upper, lower, last, info
+            )
+
+
+def _outcome(
+    status: Status, incumbent: ChainSolution | None, upper: float, lower: float | None, res: SolveResult, info: dict
+) -> BpcaOutcome:
+    if incumbent is None:
+        status = Status.NO_SOLUTION_IN_TIME if status != Status.INFEASIBLE else status
+        return BpcaOutcome(status, None, None, None if lower is None else float(lower), None, res, info)
+    gap = None if lower is None else max(0.0, upper - lower) / max(abs(upper), 1e-9)
+    return BpcaOutcome(status, incumbent, float(upper), None if lower is None else float(lower), gap, res, info)
+
+
+def _lagrangian_bound(
+    instance: ChainInstance,
+    model: pyo.ConcreteModel,
+    duals: dict[str, float],
+    keys: list[tuple[int, int, int]],
+    alpha: dict[tuple[int, int, int], float],
+) -> float:
+    """Pi - sum_j gamma_j + sum_o min(0, rc_o): the Lagrangian dual value at the (sign-clamped) multipliers.
+
+    Valid for any multipliers pi, alpha, gamma >= 0 (weak duality), so float round-off in the LP cannot make it
+    an over-estimate beyond the clamping.
+    """
+    slots = option_slots(instance)
+    pi_raw = max(duals.get("rate", 0.0), 0.0)
+    gamma = {j: max(-duals.get(f"one_option[{j}]", 0.0), 0.0) for j in range(instance.num_servers)}
+    rows_of: dict[tuple[int, int], list[int]] = {}
+    for j, e, B in keys:
+        rows_of.setdefault((j, e), []).append(B)
+    value = pi_raw - sum(gamma.values())
+    for j, a, m in model.bpca_options:
+        e = a + m - 1
+        rc = gamma[j] - sum(alpha[(j, e, B)] * int(slots[j, m]) for B in rows_of.get((j, e), []) if a <= B)
+        value += min(0.0, rc)
+    return value
+
+
+def _paths_below(
+    instance: ChainInstance,
+    segments: list[Segment],
+    weight: dict[Segment, float],
+    pi: float,
+    threshold: float,
+    max_paths: int,
+) -> list[SegmentPath] | None:
+    """Every elementary path with reduced cost 1 + W_p - pi / T_p <= threshold (None if more than max_paths).
+
+    Depth-first over the block DAG; a partial path is cut when even its cheapest completion (least remaining
+    weight and least remaining time, each a lower bound) exceeds the threshold.
+    """
+    L = instance.num_blocks
+    times = {s: segment_time_s(instance, s) for s in segments}
+    out_arcs: dict[int, list[Segment]] = {}
+    for s in segments:
+        out_arcs.setdefault(s.first - 1, []).append(s)
+    min_t = np.full(L + 1, np.inf)
+    min_w = np.full(L + 1, np.inf)
+    min_t[L] = min_w[L] = 0.0
+    for n in range(L - 1, -1, -1):
+        for s in out_arcs.get(n, []):
+            min_t[n] = min(min_t[n], times[s] + min_t[s.last])
+            min_w[n] = min(min_w[n], weight[s] + min_w[s.last])
+    found: list[SegmentPath] = []
+    stack: list[Segment] = []
+    used: set[int] = set()
+
+    def walk(n: int, w: float, t: float) -> bool:
+        for s in out_arcs.get(n, []):
+            if s.server in used:
+                continue
+            nw, nt = w + weight[s], t + times[s]
+            if 1.0 + nw + min_w[s.last] - pi / (nt + min_t[s.last]) > threshold:
+                continue
+            stack.append(s)
+            used.add(s.server)
+            if s.last == L:
+                found.append(SegmentPath(tuple(stack), nt))
+                if len(found) > max_paths:
+                    return False
+            elif not walk(s.last, nw, nt):
+                return False
+            stack.pop()
+            used.discard(s.server)
+        return True
+
+    return found if walk(0, 0.0, 0.0) else None
