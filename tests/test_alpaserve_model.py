@@ -339,3 +339,21 @@ def test_cli_time_varying_example(capsys):
     assert main(args) == 0
     out = json.loads(capsys.readouterr().out)
     assert len(out["group_requests"]) == 9 and sum(out["group_requests"]) == out["num_requests"]
+
+
+def test_calibration_anchors_on_measured_single_gpu_row(tmp_path):
+    m = get_model("bert-1.3b")
+    p = write_profile(tmp_path / "t.csv", ["bert-1.3b,1,1,1,2048,0,0.0990,2.64e9,0"])
+    anchored = LatencyModel("v100-16gb", table=load_profile_table(p))
+    assert anchored.single_gpu_latency_s(m) == pytest.approx(0.099)
+    # the modelled intra-op configs scale from the measured point, not from the 151 ms reference
+    for op in (2, 4):
+        c = ParallelConfig(1, op)
+        ratio_anchored = anchored.latency_s(m, c) / 0.099
+        ratio_reference = LM.latency_s(m, c) / LM.single_gpu_latency_s(m)
+        assert anchored.source(m, c) == "modelled"
+        assert ratio_anchored == pytest.approx(ratio_reference, rel=0.1)
+    assert anchored.stage_weight_bytes(m, ParallelConfig(1, 2)).sum() * 2 == pytest.approx(2.64e9)
+    # without measurements on another GPU, the V100 reference's efficiency carries over
+    h100 = latency_model_for("h100-80gb", profile=None)
+    assert h100.single_gpu_latency_s(m) == pytest.approx(0.151 * 125 / 989, rel=0.02)

@@ -27,9 +27,12 @@ Per layer (T = batch_size x seq_len tokens, h = hidden size, s = seq_len):
   the last stage), so integer layer counts produce the uneven-partition overhead; each stage
   boundary adds the activation transfer to the receiving stage (NVLink inside a node, the network
   across nodes);
-* calibration: when the model has ``reference_latency_s``, every compute term is scaled so that the
-  single-GPU batch-1 latency equals it (communication terms are not scaled). The shipped BERT
-  models use the paper's Table 1 latencies (151 / 238 / 395 ms, 4.6 s for BERT-104B).
+* calibration: every compute term is scaled (communication terms are not) so that the single-GPU
+  batch-1 latency equals, in order of preference, the profile table's measured (1, 1) batch-1 row of
+  the model on this GPU, or the model's ``reference_latency_s`` (which holds on its
+  ``reference_gpu``; on another GPU the compute efficiency it implies is kept). The shipped BERT
+  models use the paper's Table 1 V100 latencies (151 / 238 / 395 ms, 4.6 s for BERT-104B). With a
+  measured anchor the modelled weights also sum to the measured total.
 
 Weights are split in proportion to parameter counts (layers, embeddings) and then evenly over the
 ``op`` GPUs of a stage; they sum to ``ModelSpec.weight_bytes``.
@@ -95,6 +98,7 @@ GPUS: dict[str, GpuSpec] = {
     "a100-40gb": GpuSpec("a100-40gb", 312e12, 1555e9, 200e9, 25e-6, 150e9, 400e9 / 8, 40.0),
     "a100-80gb": GpuSpec("a100-80gb", 312e12, 2039e9, 200e9, 25e-6, 150e9, 400e9 / 8, 80.0),
     "h100-80gb": GpuSpec("h100-80gb", 989e12, 3350e9, 350e9, 20e-6, 300e9, 3200e9 / 8, 80.0),
+    "h200-141gb": GpuSpec("h200-141gb", 989e12, 4800e9, 350e9, 20e-6, 300e9, 3200e9 / 8, 141.0),
 }
 
 
@@ -246,40 +250,63 @@ class LatencyModel:
         self._cache[key] = (lat, w, src)
         return lat, w, src
 
-    def _compute_scale(self, model: ModelSpec) -> float:
-        """Multiplier on compute terms so the (1,1) batch-1 latency equals ``reference_latency_s``."""
-        if model.reference_latency_s is None:
-            return 1.0
-        key = ("scale", model)
+    def _anchor(self, model: ModelSpec) -> tuple[float, float, GpuSpec] | None:
+        """What the analytic model is calibrated to: (single-GPU batch-1 latency, total weight bytes, GPU).
+
+        1. A measured (pp=1, op=1, batch 1) row of this model in the profile table: the modelled
+           configs then agree with the measured single-GPU point of the same GPU (and use the measured
+           weight total).
+        2. Else the model's ``reference_latency_s``, which holds on ``reference_gpu``: the compute
+           efficiency it implies there is carried over to this GPU's constants.
+        3. Else nothing (plain FLOPs / (peak x efficiency)).
+        """
+        if self.table is not None:
+            prof = self.table.get(model.name, 1, 1, 1, model.seq_len)
+            if prof is not None and prof.latency_s.sum() > 0:
+                w = float(prof.weight_bytes.sum()) or model.weight_bytes
+                return float(prof.latency_s.sum()), w, self._gpu_spec()
+        if model.reference_latency_s is not None:
+            return model.reference_latency_s, model.weight_bytes, GPUS.get(model.reference_gpu, self._gpu_spec())
+        return None
+
+    def _gpu_spec(self) -> GpuSpec:
+        return GPUS.get(self.gpu, GPUS["v100-16gb"])
+
+    def _calibration(self, model: ModelSpec) -> tuple[float, float]:
+        """(compute-time multiplier, total weight bytes) of the analytic model for ``model`` (cached)."""
+        key = ("calibration", model)
         hit = self._cache.get(key)
         if hit is not None:
             return hit  # type: ignore[return-value]
-        gpu = GPUS.get(self.gpu, GPUS["v100-16gb"])
-        lf, lp, _ef, ep, hf, hp = _pieces(model)
-        bpp = model.weight_bytes / (sum(lp) + ep)
-        flops = np.array([*lf, hf]) / (gpu.peak_flops * gpu.efficiency)
-        mem = np.array([*lp, hp]) * bpp / gpu.memory_bandwidth
-        target = model.reference_latency_s
-        if mem.sum() >= target:
-            raise InputError(
-                "reference latency is below the time to read the weights once",
-                field=f"models[{model.name}].reference_latency_s",
-                value=target,
-            )
-        # sum(max(scale * flops, mem)) is increasing in scale: bisection to 1e-12 relative
-        lo, hi = 0.0, target / max(flops.sum(), 1e-300)
-        for _ in range(200):
-            mid = 0.5 * (lo + hi)
-            if np.maximum(mid * flops, mem).sum() < target:
-                lo = mid
-            else:
-                hi = mid
-        scale = 0.5 * (lo + hi)
-        self._cache[key] = scale  # type: ignore[assignment]
-        return scale
+        anchor = self._anchor(model)
+        if anchor is None:
+            out = (1.0, model.weight_bytes)
+        else:
+            target, weight_bytes, gpu = anchor
+            lf, lp, _ef, ep, hf, hp = _pieces(model)
+            bpp = weight_bytes / (sum(lp) + ep)
+            flops = np.array([*lf, hf]) / (gpu.peak_flops * gpu.efficiency)
+            mem = np.array([*lp, hp]) * bpp / gpu.memory_bandwidth
+            if mem.sum() >= target:
+                raise InputError(
+                    "reference latency is below the time to read the weights once",
+                    field=f"models[{model.name}].reference_latency_s",
+                    value=target,
+                )
+            # sum(max(scale * flops, mem)) is increasing in scale: bisection to 1e-12 relative
+            lo, hi = 0.0, target / max(flops.sum(), 1e-300)
+            for _ in range(200):
+                mid = 0.5 * (lo + hi)
+                if np.maximum(mid * flops, mem).sum() < target:
+                    lo = mid
+                else:
+                    hi = mid
+            out = (0.5 * (lo + hi), weight_bytes)
+        self._cache[key] = out  # type: ignore[assignment]
+        return out
 
     def _analytic(self, model: ModelSpec, config: ParallelConfig, bs: int) -> tuple[np.ndarray, np.ndarray]:
-        gpu = GPUS.get(self.gpu, GPUS["v100-16gb"])
+        gpu = self._gpu_spec()
         prm = self.params
         pp, op = config.pp, config.op
         lf, lp, ef, ep, hf, hp = _pieces(model)
@@ -290,8 +317,8 @@ class LatencyModel:
                 value=pp,
                 hint=f"{model.name} has {model.num_layers} layers",
             )
-        bpp = model.weight_bytes / (sum(lp) + ep)
-        scale = self._compute_scale(model)
+        scale, weight_bytes = self._calibration(model)
+        bpp = weight_bytes / (sum(lp) + ep)
         eff = gpu.peak_flops * gpu.efficiency
         batch_factor = bs * prm.batch_gain ** math.log2(bs)
         op_factor = (1.0 + prm.op_penalty * math.log2(op)) / op

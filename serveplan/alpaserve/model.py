@@ -51,6 +51,8 @@ class ModelSpec:
         Single-GPU (pp=1, op=1), batch-1 latency the analytic model is calibrated to. When absent,
         the analytic model's own FLOPs/peak estimate is used. For models that do not fit one GPU
         (BERT-104B) this is the nominal base latency AlpaServe uses for SLOs (4.6 s).
+    reference_gpu : str
+        The GPU type ``reference_latency_s`` was taken on (default ``v100-16gb``).
     source : str
         Where the numbers come from (a citation line, kept in instance files).
     """
@@ -66,6 +68,7 @@ class ModelSpec:
     num_experts: int = 0
     moe_every: int = 2
     reference_latency_s: float | None = None
+    reference_gpu: str = "v100-16gb"
     source: str = ""
 
     def __post_init__(self) -> None:
