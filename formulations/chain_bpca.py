@@ -510,7 +510,7 @@ def _column_generation(
     while True:
         if math.isfinite(upper) and upper <= lower:
             return _outcome(Status.OPTIMAL, incumbent, upper, upper, last, info)
-        paths = _paths_below(instance, segments, weight, pi, delta + eps, max_paths)
+        paths, complete = _paths_below(instance, segments, weight, pi, delta + eps, max_paths)
         info["threshold_paths"] = None if paths is None else len(paths)
         info["threshold"] = delta
         if paths is None:
@@ -526,6 +526,11 @@ def _column_generation(
         ):
             bound = lower if last.bound is None else max(lower, min(math.ceil(last.bound - eps), upper))
             return _outcome(Status.FEASIBLE, incumbent, upper, bound, last, info)
+        if complete:
+            # Nothing was cut off: this MILP was the whole path model.
+            if last.status == Status.INFEASIBLE and incumbent is None:
+                return BpcaOutcome(Status.INFEASIBLE, None, None, None, None, last, info)
+            return _outcome(Status.OPTIMAL, incumbent, upper, upper, last, info)
         # Every solution avoided by this MILP uses a column with rc_p > delta: its value exceeds lagrange + delta.
         lower = max(lower, min(upper, math.floor(lagrange + delta - eps) + 1))
         if math.isfinite(upper) and upper <= lower:
@@ -582,8 +587,10 @@ def _paths_below(
     pi: float,
     threshold: float,
     max_paths: int,
-) -> list[SegmentPath] | None:
+) -> tuple[list[SegmentPath] | None, bool]:
     """Every elementary path with reduced cost 1 + W_p - pi / T_p <= threshold (None if more than max_paths).
+
+    The flag says whether the threshold cut nothing off (then the list holds every elementary path).
 
     Depth-first over the block DAG; a partial path is cut when even its cheapest completion (least remaining
     weight and least remaining time, each a lower bound) exceeds the threshold.
@@ -601,6 +608,7 @@ def _paths_below(
             min_t[n] = min(min_t[n], times[s] + min_t[s.last])
             min_w[n] = min(min_w[n], weight[s] + min_w[s.last])
     found: list[SegmentPath] = []
+    cut = [False]
     stack: list[Segment] = []
     used: set[int] = set()
 
@@ -610,6 +618,7 @@ def _paths_below(
                 continue
             nw, nt = w + weight[s], t + times[s]
             if 1.0 + nw + min_w[s.last] - pi / (nt + min_t[s.last]) > threshold:
+                cut[0] = True
                 continue
             stack.append(s)
             used.add(s.server)
@@ -623,4 +632,5 @@ def _paths_below(
             used.discard(s.server)
         return True
 
-    return found if walk(0, 0.0, 0.0) else None
+    ok = walk(0, 0.0, 0.0)
+    return (found if ok else None), not cut[0]
