@@ -8,7 +8,8 @@ Families (``fn(params, seed) -> AlpaInstance``; every parameter has a default):
     optional ``*count``, e.g. ``["bert-2.6b*8"]``; default ``"bert-2.6b*8"``), ``num_gpus`` (8),
     ``rate`` total requests/s (20), ``cv`` (4), ``slo_scale`` (5; SLO = scale x single-GPU latency),
     ``duration`` test seconds (200), ``train_duration`` (default: ``duration``), ``exponent`` (0.5),
-    ``memory_budget_gb`` (13), ``gpu`` (``v100-16gb``), ``gpus_per_node`` (8), ``oracle`` (False:
+    ``memory_budget_gb`` (13 GiB on V100; 13/16 of the memory of other GPUs), ``gpu`` (``v100-16gb``;
+    ``h100-80gb``/``h200-141gb`` use the shipped measured tables), ``gpus_per_node`` (8), ``oracle`` (False:
     train and test are distinct draws; True: the test sample is also the training sample, AlpaServe's
     own setting, and the name says ``oracle``).
 ``maf_like``
@@ -34,7 +35,7 @@ import numpy as np
 
 from serveplan.alpaserve.cluster import Cluster, Placement, TimeVaryingPlacement
 from serveplan.alpaserve.instance import AlpaInstance
-from serveplan.alpaserve.latency import latency_model_for
+from serveplan.alpaserve.latency import GPUS, latency_model_for
 from serveplan.alpaserve.model import ModelSpec, get_model
 from serveplan.alpaserve.simulator import Simulator
 from serveplan.alpaserve.verify import verify
@@ -84,11 +85,14 @@ def _get(params: dict[str, Any], key: str, default: Any, kind: type) -> Any:
 
 def _base(params: dict[str, Any], default_models: str) -> tuple[Cluster, tuple[ModelSpec, ...], Any, tuple[float, ...]]:
     models = resolve_models(params.get("models", default_models))
+    gpu = str(params.get("gpu", "v100-16gb"))
+    # default budget: AlpaServe's 13 GiB of a 16 GB V100, the same fraction of other GPUs' memory
+    default_budget = 13.0 if gpu not in GPUS else round(GPUS[gpu].memory_gb * 13.0 / 16.0, 1)
     cluster = Cluster(
         _get(params, "num_gpus", 8, int),
         gpus_per_node=_get(params, "gpus_per_node", 8, int),
-        memory_budget_gb=_get(params, "memory_budget_gb", 13.0, float),
-        gpu=str(params.get("gpu", "v100-16gb")),
+        memory_budget_gb=_get(params, "memory_budget_gb", default_budget, float),
+        gpu=gpu,
     )
     lm = latency_model_for(cluster.gpu, cluster.gpus_per_node, params.get("profile", "auto"))
     slo_scale = _get(params, "slo_scale", 5.0, float)
