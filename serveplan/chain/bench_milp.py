@@ -1,0 +1,199 @@
+"""Benchmark of the exact BPCA MILP: time to proven optimality for J = 4..16 servers, per MILP backend.
+
+Run ``python -m serveplan.chain.bench_milp`` (options ``--sizes``, ``--backends``, ``--time-limit``, ``--threads``,
+``--seed``, ``--no-colgen``). For every J it builds one instance of :func:`bench_instance`, then
+
+* ``enumerate``: the full path MILP (:func:`formulations.chain_bpca.build_model`), compiled once with
+  :func:`serveplan.solvers.compile_pyomo` and solved by each backend in its own process with a hard kill
+  (:func:`serveplan.solvers.subprocess_runner.solve_lp_in_subprocess`); the ratio is the backend's wall time over
+  HiGHS's on the same model in the same run;
+* ``colgen``: column generation closed exactly by reduced-cost path enumeration
+  (:func:`formulations.chain_bpca.solve_bpca`, HiGHS for its MILPs, in this process, under the same limit).
+
+Statuses, bounds and gaps are reported as the solvers gave them; a solve that hit the limit is reported as
+such, never as optimal. It prints machine information and a Markdown table (the "Chain exact MILPs" section
+of docs/benchmarks.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib.metadata
+import math
+import os
+import platform
+import time
+from collections.abc import Iterable
+from typing import Any
+
+import numpy as np
+
+from serveplan.chain.instance import ChainInstance, Server
+
+
+def bench_instance(num_servers: int, seed: int = 0) -> ChainInstance:
+    """A synthetic two-type cluster sized for exact solving (L = 4 blocks).
+
+    floor(0.3 J) (at least one) servers are high-performance (40 GB, 1.9 s per block), the rest low-performance
+    (20 GB, 3.1 s per block: the paper's 109 / 175 ms per layer times 17.5 layers per block);
+    tau^c_j ~ U[0.2, 1.0] s; s_m = 8 GB, s_c = 1 GB per block per job; lambda = 1.5 x sum_j 1/(tau^c_j + L tau^p_j)
+    (one and a half times the rate of every server running the whole model once), rho_bar = 0.7.
+    """
+    rng = np.random.default_rng(seed)
+    L = 4
+    num_high = max(1, int(0.3 * num_servers))
+    servers = []
+    for j in range(num_servers):
+        high = j < num_high
+        servers.append(
+            Server(
+                f"{'hi' if high else 'lo'}{j}",
+                40.0 if high else 20.0,
+                float(np.round(rng.uniform(0.2, 1.0), 3)),
+                (0.109 if high else 0.175) * 17.5,
+            )
+        )
+    base = sum(1.0 / (s.comm_time_s + s.compute_time_s * L) for s in servers)
+    return ChainInstance(tuple(servers), L, 8.0, 1.0, float(np.round(1.5 * base, 3)), 0.7, name=f"bench-J{num_servers}")
+
+
+def machine_info() -> str:
+    """One line: CPU, cores, Python and solver package versions."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    versions = []
+    for pkg in ("highspy", "ortools", "pyomo", "scipy"):
+        with contextlib.suppress(importlib.metadata.PackageNotFoundError):
+            versions.append(f"{pkg} {importlib.metadata.version(pkg)}")
+    return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, {', '.join(versions)}"
+
+
+def bench_bpca(
+    sizes: Iterable[int] = range(4, 17, 2),
+    backends: Iterable[str] = ("highs", "scip", "cpsat"),
+    time_limit_s: float = 60.0,
+    threads: int = 1,
+    seed: int = 0,
+    colgen: bool = True,
+    max_paths: int = 200_000,
+) -> list[dict[str, Any]]:
+    """Solve BPCA exactly for each J in ``sizes``; one row per (J, method, backend).
+
+    Returns
+    -------
+    list of dict
+        Keys: J, paths, method, backend, status, objective, bound, gap, wall_s, ratio_vs_highs (enumerate rows),
+        build_s (model building and compiling, not in wall_s).
+    """
+    from formulations.chain_bpca import build_model, solve_bpca
+    from serveplan.solvers import compile_pyomo
+    from serveplan.solvers.subprocess_runner import solve_lp_in_subprocess
+
+    backends = tuple(backends)
+    rows: list[dict[str, Any]] = []
+    for J in sizes:
+        inst = bench_instance(J, seed)
+        t0 = time.perf_counter()
+        model = build_model(inst, max_paths=max_paths)
+        lp, _ = compile_pyomo(model)
+        build_s = time.perf_counter() - t0
+        num_paths = len(model.bpca_paths)
+        highs_wall = None
+        for backend in backends:
+            res, _ = solve_lp_in_subprocess(lp, backend, time_limit_s=time_limit_s, threads=threads, seed=seed)
+            wall = float(res.info.get("process_wall_s", res.wall_s))
+            if backend == "highs":
+                highs_wall = wall
+            rows.append(
+                {
+                    "J": J,
+                    "paths": num_paths,
+                    "method": "enumerate",
+                    "backend": backend,
+                    "status": str(res.status),
+                    "objective": res.objective,
+                    "bound": res.bound,
+                    "gap": res.gap,
+                    "wall_s": wall,
+                    "ratio_vs_highs": None if not highs_wall else wall / highs_wall,
+                    "build_s": build_s,
+                }
+            )
+        if colgen:
+            t0 = time.perf_counter()
+            out = solve_bpca(
+                inst, mode="colgen", backend="highs", time_limit_s=time_limit_s, threads=threads, max_paths=max_paths
+            )
+            wall = time.perf_counter() - t0
+            rows.append(
+                {
+                    "J": J,
+                    "paths": out.info.get("threshold_paths"),
+                    "method": "colgen",
+                    "backend": "highs",
+                    "status": str(out.status),
+                    "objective": out.objective,
+                    "bound": out.bound,
+                    "gap": out.gap,
+                    "wall_s": wall,
+                    "ratio_vs_highs": None if not highs_wall else wall / highs_wall,
+                    "build_s": 0.0,
+                }
+            )
+    return rows
+
+
+def _fmt(x: Any, digits: int = 2) -> str:
+    if x is None:
+        return "-"
+    if isinstance(x, float):
+        if math.isnan(x):
+            return "-"
+        return f"{x:.{digits}f}"
+    return str(x)
+
+
+def markdown_table(rows: list[dict[str, Any]]) -> str:
+    """The rows as a Markdown table."""
+    head = (
+        "| J | method | backend | columns | status | objective | bound | gap | wall (s) | vs HiGHS enum | build (s) |"
+    )
+    lines = [head, "|---:|---|---|---:|---|---:|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        lines.append(
+            f"| {r['J']} | {r['method']} | {r['backend']} | {_fmt(r['paths'])} | {r['status']} | "
+            f"{_fmt(r['objective'], 0)} | {_fmt(r['bound'], 2)} | {_fmt(r['gap'], 3)} | {_fmt(r['wall_s'])} | "
+            f"{_fmt(r['ratio_vs_highs'])}x | {_fmt(r['build_s'])} |"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command-line entry point."""
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sizes", type=int, nargs="+", default=list(range(4, 17, 2)))
+    ap.add_argument("--backends", nargs="+", default=["highs", "scip", "cpsat"])
+    ap.add_argument("--time-limit", type=float, default=60.0, help="per solve, seconds")
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--no-colgen", action="store_true")
+    args = ap.parse_args(argv)
+    print(f"Machine: {machine_info()}")
+    print(f"Per-solve limit {args.time_limit:g} s, {args.threads} thread(s), seed {args.seed}\n")
+    start = time.perf_counter()
+    rows = bench_bpca(args.sizes, args.backends, args.time_limit, args.threads, args.seed, not args.no_colgen)
+    print(markdown_table(rows))
+    print(f"\nTotal {time.perf_counter() - start:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
