@@ -90,8 +90,10 @@ def bench_bpca(
     Returns
     -------
     list of dict
-        Keys: J, paths, method, backend, status, objective, bound, gap, wall_s, ratio_vs_highs (enumerate rows),
-        build_s (model building and compiling, not in wall_s).
+        Keys: J, paths, method, backend, status, objective, bound, gap, wall_s (the solver call; for colgen the
+        whole method: LPs, pricing, enumeration and MILPs), ratio_vs_highs (over HiGHS's enumerate wall_s),
+        build_s (building and compiling the enumerate model, not in wall_s), process_s (the child process's
+        wall time, including its start-up and imports).
     """
     from formulations.chain_bpca import build_model, solve_bpca
     from serveplan.solvers import compile_pyomo
@@ -109,7 +111,7 @@ def bench_bpca(
         highs_wall = None
         for backend in backends:
             res, _ = solve_lp_in_subprocess(lp, backend, time_limit_s=time_limit_s, threads=threads, seed=seed)
-            wall = float(res.info.get("process_wall_s", res.wall_s))
+            wall = float(res.wall_s)  # the solver call itself (a killed child: its whole process time)
             if backend == "highs":
                 highs_wall = wall
             rows.append(
@@ -125,6 +127,7 @@ def bench_bpca(
                     "wall_s": wall,
                     "ratio_vs_highs": None if not highs_wall else wall / highs_wall,
                     "build_s": build_s,
+                    "process_s": float(res.info.get("process_wall_s", res.wall_s)),
                 }
             )
         if colgen:
@@ -146,6 +149,7 @@ def bench_bpca(
                     "wall_s": wall,
                     "ratio_vs_highs": None if not highs_wall else wall / highs_wall,
                     "build_s": 0.0,
+                    "process_s": wall,
                 }
             )
     return rows
@@ -163,15 +167,16 @@ def _fmt(x: Any, digits: int = 2) -> str:
 
 def markdown_table(rows: list[dict[str, Any]]) -> str:
     """The rows as a Markdown table."""
-    head = (
-        "| J | method | backend | columns | status | objective | bound | gap | wall (s) | vs HiGHS enum | build (s) |"
-    )
-    lines = [head, "|---:|---|---|---:|---|---:|---:|---:|---:|---:|---:|"]
+    lines = [
+        "| J | method | backend | columns | status | objective | bound | gap | solve (s) | vs HiGHS enum | build (s) "
+        "| process (s) |",
+        "|---:|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
     for r in rows:
         lines.append(
             f"| {r['J']} | {r['method']} | {r['backend']} | {_fmt(r['paths'])} | {r['status']} | "
             f"{_fmt(r['objective'], 0)} | {_fmt(r['bound'], 2)} | {_fmt(r['gap'], 3)} | {_fmt(r['wall_s'])} | "
-            f"{_fmt(r['ratio_vs_highs'])}x | {_fmt(r['build_s'])} |"
+            f"{_fmt(r['ratio_vs_highs'])}x | {_fmt(r['build_s'])} | {_fmt(r['process_s'])} |"
         )
     return "\n".join(lines)
 
