@@ -208,6 +208,10 @@ def test_project_gca_and_jffc_reproduce_jffs_over_all_chains():
         ref = gca_reference(chains, slots, tc, tp)
         assert [(ch.servers, ch.blocks) for ch in res.chains] == [p for p, _ in ref]
         assert list(res.capacities) == [c for _, c in ref]
+        # each GCA step removes at least its bottleneck link: at most |E^(0)| chains (links into real servers)
+        links = {(p[t - 1] if t else -1, p[t], b[t]) for p, b in chains for t in range(len(p))}
+        initial = [lk for lk in links if lk[2] <= slots[lk[1]]]
+        assert 1 <= len(res.chains) <= len(initial)
         mu = 1.0 / np.array(res.service_times_s)
         arrivals, sizes = _workload(rng, float(mu @ np.array(res.capacities)), 300)
         out = sim.simulate(arrivals, sizes, 1.0 / mu, np.array(res.capacities), mu=mu, policy="jffc")
