@@ -224,3 +224,17 @@ def test_stationary_start_removes_window_bias():
     stat = np.mean([gamma_arrivals(rate, cv, dur, np.random.default_rng(i)).size for i in range(reps)])
     assert stat == pytest.approx(rate * dur, rel=0.1)
     assert fresh > rate * dur + 4
+
+
+def test_azure_2019_rows_of_one_function_add_up(tmp_path):
+    c = np.ones(1440)
+    write_2019_day(tmp_path / "invocations_per_function_md.anon.d01.csv", [("f1", c), ("f2", 2 * c), ("f1", 3 * c)])
+    trace = load_azure_2019(tmp_path)
+    assert trace.counts.shape == (2, 1440)
+    np.testing.assert_array_equal(trace.counts[0], 4.0)
+    np.testing.assert_array_equal(trace.counts[1], 2.0)
+    bad = tmp_path / "x" / "invocations_per_function_md.anon.d01.csv"
+    bad.parent.mkdir()
+    write_2019_day(bad, [("f1", -c)])
+    with pytest.raises(InputError, match="row 2"):
+        load_azure_2019(bad)
