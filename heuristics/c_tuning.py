@@ -88,6 +88,24 @@ class TuningResult:
     allocation: GcaResult | None = None
     reason: str = ""
 
+    def table(self, arrival_rate: float) -> list[dict[str, float]]:
+        """One row per c examined: c, K(c), c K(c) / lambda, both bounds (s), GCA's rate, eligibility.
+
+        The three curves of the paper's parameter-tuning figure (mean response time against c).
+        """
+        return [
+            {
+                "c": float(sc.c),
+                "K": math.nan if sc.num_needed is None else float(sc.num_needed),
+                "surrogate_response_s": sc.surrogate / arrival_rate,
+                "lower_response_s": sc.lower_s,
+                "upper_response_s": sc.upper_s,
+                "gca_rate": sc.gca_rate,
+                "eligible": float(sc.eligible),
+            }
+            for sc in self.scores
+        ]
+
 
 def candidate_values(instance: ChainInstance, c_max: int | None = None) -> range:
     """1..c_max (the paper's range), optionally capped (the authors' MATLAB caps at 50)."""

@@ -366,3 +366,13 @@ def test_paper_example_file_solves_as_in_the_paper(capsys):
     data = json.loads(capsys.readouterr().out)
     assert [ch["capacity"] for ch in data["solution"]["chains"]] == [5, 5, 5]
     assert [ch["servers"] for ch in data["solution"]["chains"]] == [[0, 1], [0, 3, 4], [2, 3, 4]]
+
+
+def test_tuning_table_has_the_three_curves():
+    inst = tiny_instance(6, 3, arrival_rate=0.4, seed=7)
+    tuning = tune_c(inst, "lower")
+    rows = tuning.table(inst.arrival_rate)
+    assert [r["c"] for r in rows] == [float(s.c) for s in tuning.scores]
+    best = next(r for r in rows if r["c"] == tuning.best_c)
+    assert best["eligible"] == 1.0 and best["lower_response_s"] <= best["upper_response_s"]
+    assert best["surrogate_response_s"] == pytest.approx(best["c"] * best["K"] / inst.arrival_rate)
