@@ -118,7 +118,7 @@ def test_path_milp_equals_brute_force_bpca():
 
     rng = np.random.default_rng(8)
     outcomes = []
-    for _ in range(14):
+    for n in range(14):
         J, L, M, tc, tp, R = _random_instance(rng)
         truth = bpca_brute_force(M, tc, tp, L, R)
         inst = ChainInstance(
@@ -139,4 +139,18 @@ def test_path_milp_equals_brute_force_bpca():
             _own_check(out.solution, M, tc, tp, L, R)
             assert verify(inst, out.solution).ok
         outcomes.append(truth)
+        if n >= 6:
+            continue
+        # column generation: whatever it reports must be consistent with the true optimum
+        cg = bpca.solve_bpca(inst, mode="colgen")
+        if truth is None:
+            assert cg.solution is None
+        else:
+            if cg.bound is not None:
+                assert cg.bound <= truth + 1e-6
+            if cg.solution is not None:
+                assert cg.solution.total_capacity >= truth
+                assert verify(inst, cg.solution).ok
+            if cg.status == Status.OPTIMAL:
+                assert cg.solution is not None and cg.solution.total_capacity == truth
     assert None in outcomes and any(t is not None and t >= 2 for t in outcomes)
