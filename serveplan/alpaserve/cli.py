@@ -234,10 +234,11 @@ def run_solve(args: argparse.Namespace) -> int:
         print(f"method     {out['method']}: {out['status']} in {out['wall_s']:.3f} s")
         if "attainment" in out:
             _print(out)
-            print(
-                "groups     "
-                + "; ".join(f"{g['pp']}x{g['op']}:{g['models']}" for g in out["placement"].get("groups", []))
-            )
+            pl = out["placement"]
+            if "placements" in pl:
+                print(f"placements {len(pl['placements'])}, switching at {pl['start_times_s']} s")
+            else:
+                print("groups     " + "; ".join(f"{g['pp']}x{g['op']}:{g['models']}" for g in pl["groups"]))
         else:
             print("no placement: " + "; ".join(out["violations"]))
     return 0 if out.get("verified") else 1
