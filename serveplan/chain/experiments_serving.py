@@ -218,7 +218,9 @@ def simulate_solution(
 def simulate_evaluator(
     instance: ChainInstance, result: MethodResult, params: dict[str, Any], seed: int
 ) -> dict[str, float]:
-    """Simulate the method's solution; metrics as in the module docstring."""
+    """Simulate the method's solution; metrics as in the module docstring (empty when there is no solution)."""
+    if result.solution is None:
+        return {}
     res, extras = simulate_solution(instance, result, params, seed)
     m = res.metrics(extras.pop("warmup"))
     out: dict[str, float] = {"sim_requests": m["num_requests"], **extras}
