@@ -268,3 +268,19 @@ def test_paper_two_model_example_model_parallelism_wins():
     # skew hurts dedicated GPUs, not the shared pipeline
     assert means["skewed"][0] > 3 * means["equal"][0]
     assert means["skewed"][1] == pytest.approx(means["equal"][1], rel=0.05)
+
+
+def test_with_workload_reuses_tables_and_matches_a_fresh_simulator():
+    sim = table_sim(TINY_TABLE, TINY_SLO, tiny_workload(), fixed_overhead_s=0.0, stage_penalty=0.0)
+    sim.run(TINY_PLACEMENT)
+    other = gamma_workload([2.0, 1.0], 2.0, 50.0, seed=4)
+    again = sim.with_workload(other)
+    assert again._lat is sim._lat
+    fresh = table_sim(TINY_TABLE, TINY_SLO, other, fixed_overhead_s=0.0, stage_penalty=0.0)
+    np.testing.assert_array_equal(again.run(TINY_PLACEMENT).good, fresh.run(TINY_PLACEMENT).good)
+    # a config first met by the copy does not leak into the original's index
+    again.run(Placement((Group(ParallelConfig(4, 1), (0,)),)))
+    assert len(sim._cfg_index) == 2 and len(again._cfg_index) == 3
+    assert sim.run(TINY_PLACEMENT).good.tolist() == [True, True, True, False, False, True]
+    with pytest.raises(InputError, match="number of models"):
+        sim.with_workload(gamma_workload([1.0], 1.0, 5.0, seed=0))

@@ -42,7 +42,8 @@ dispatch="earliest"|"fewest_inflight", max_batch_size=1, warmup_s=0.0)``
     ``.run(placement) -> SimResult`` (``finish_s``, ``good`` per request; ``attainment``,
     ``model_attainment``, ``model_requests``, ``model_good``, ``group_requests``, ``latency_mean_s``,
     ``latency_p90_s``, ``latency_p99_s``, ``summary()``); ``.run_fast(placement) -> (attainment,
-    model_good, model_requests, group_requests)`` for searches; ``.prepare(configs)`` precomputes tables.
+    model_good, model_requests, group_requests)`` for searches; ``.prepare(configs)`` precomputes tables;
+    ``.with_workload(w)`` reuses the tables for another trace.
 ``simulate(instance, placement, workload=None, **options) -> SimResult``
     One-shot convenience.
 

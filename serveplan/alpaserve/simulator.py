@@ -22,6 +22,7 @@ the kernel.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -452,6 +453,22 @@ class Simulator:
         self._cfg_index[config] = C
         self._cfg_by_key[(config.pp, config.op)] = C
         return C
+
+    def with_workload(self, workload: Workload) -> Simulator:
+        """A simulator for another workload of the same models that reuses the latency tables built so far."""
+        if workload.num_models != self.num_models:
+            raise InputError(
+                "workload and SLO list disagree on the number of models",
+                field="workload.num_models",
+                value=(workload.num_models, self.num_models),
+            )
+        new = copy.copy(self)
+        new.workload = workload
+        new._arrival = workload.arrival_s
+        new._model_id = workload.model_id
+        new._cfg_index = dict(self._cfg_index)
+        new._cfg_by_key = dict(self._cfg_by_key)
+        return new
 
     def prepare(self, configs: Any) -> None:
         """Precompute the tables of these configs now (else they are built on first use)."""
