@@ -356,3 +356,23 @@ def test_bounds_evaluator_metrics():
     assert metrics["lower_response_s"] <= metrics["upper_response_s"]
     none = get_evaluator("chain", "bounds").fn(inst, MethodResult("x", "infeasible", None, None), {}, 0)
     assert none["meets_target"] == 0.0 and math.isinf(none["lower_response_s"])
+
+
+def test_solution_json_round_trip_and_errors(tmp_path):
+    sol = _paper_solution()
+    path = tmp_path / "sol.json"
+    sol.save_json(path)
+    assert ChainSolution.load_json(path) == sol
+    jsonschema = pytest.importorskip("jsonschema")
+    schema = json.loads((REPO / "docs/schemas/chain_solution.schema.json").read_text())
+    jsonschema.validate(json.loads(path.read_text()), schema)
+    report = {"status": "feasible", "solution": {**sol.to_dict(), "service_times_s": [1.0, 2.0, 3.0]}}
+    assert ChainSolution.from_dict(report) == sol
+    bad = sol.to_dict()
+    bad["chains"][1]["blocks"] = [1, 0, 1]
+    path.write_text(json.dumps(bad))
+    with pytest.raises(InputError) as err:
+        ChainSolution.load_json(path)
+    assert "sol.json" in str(err.value) and "chains[1].blocks[1]" in str(err.value)
+    with pytest.raises(InputError, match="placement"):
+        ChainSolution.from_dict({"chains": []})

@@ -16,7 +16,9 @@ Conventions
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -186,16 +188,55 @@ class ChainSolution:
         }
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> ChainSolution:
-        """Inverse of :meth:`to_dict`."""
+    def from_dict(cls, data: Any, *, source: str | None = None) -> ChainSolution:
+        """Inverse of :meth:`to_dict`; errors name ``source`` and the field.
+
+        Also accepts a ``serveplan solve chain --save`` report, which nests the solution under ``"solution"``.
+        """
+        if isinstance(data, dict) and "placement" not in data and isinstance(data.get("solution"), dict):
+            data = data["solution"]
         try:
+            if not isinstance(data, dict):
+                raise InputError("a solution must be an object", value=type(data).__name__)
+            for key in ("placement", "chains"):
+                if key not in data:
+                    raise InputError("missing required field", field=key)
             p = data["placement"]
+            if not isinstance(p, dict) or "first_block" not in p or "num_blocks" not in p:
+                raise InputError("needs first_block and num_blocks lists", field="placement")
             placement = Placement(tuple(p["first_block"]), tuple(p["num_blocks"]))
-            chains = tuple(Chain(tuple(c["servers"]), tuple(c["blocks"])) for c in data["chains"])
-            caps = tuple(c["capacity"] for c in data["chains"])
-        except (KeyError, TypeError) as exc:
-            raise InputError(f"malformed solution: {exc!r}", field="solution") from None
-        return cls(placement, chains, caps)
+            chains, caps = [], []
+            for k, c in enumerate(data["chains"]):
+                if not isinstance(c, dict) or not {"servers", "blocks", "capacity"} <= set(c):
+                    raise InputError("needs servers, blocks and capacity", field=f"chains[{k}]")
+                try:
+                    chains.append(Chain(tuple(c["servers"]), tuple(c["blocks"])))
+                except InputError as exc:
+                    raise InputError(exc.message, field=f"chains[{k}].{exc.field}", value=exc.value) from None
+                caps.append(c["capacity"])
+            return cls(placement, tuple(chains), tuple(caps))
+        except InputError as exc:
+            raise InputError(exc.message, source=source, field=exc.field, value=exc.value, hint=exc.hint) from None
+        except TypeError as exc:
+            raise InputError(f"malformed solution: {exc}", source=source) from None
+
+    def save_json(self, path: str | Path) -> None:
+        """Write the solution as JSON (``docs/schemas/chain_solution.schema.json``)."""
+        Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+
+    @classmethod
+    def load_json(cls, path: str | Path) -> ChainSolution:
+        """Read a solution written by :meth:`save_json` (or a ``solve chain --save`` report)."""
+        p = Path(path)
+        try:
+            data = json.loads(p.read_text())
+        except OSError as exc:
+            raise InputError(f"cannot read file: {exc.strerror}", source=str(p)) from None
+        except json.JSONDecodeError as exc:
+            raise InputError(
+                f"invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}", source=str(p)
+            ) from None
+        return cls.from_dict(data, source=str(p))
 
 
 # ---------------------------------------------------------------------------------------------------
