@@ -1,5 +1,7 @@
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from serveplan.alpaserve import (
     AlpaInstance,
@@ -284,3 +286,25 @@ def test_with_workload_reuses_tables_and_matches_a_fresh_simulator():
     assert sim.run(TINY_PLACEMENT).good.tolist() == [True, True, True, False, False, True]
     with pytest.raises(InputError, match="number of models"):
         sim.with_workload(gamma_workload([1.0], 1.0, 5.0, seed=0))
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    seed=st.integers(0, 10_000),
+    batch=st.sampled_from([1, 3]),
+    dispatch=st.sampled_from(["earliest", "fewest_inflight"]),
+)
+def test_simulator_invariants(seed, batch, dispatch):
+    rng = np.random.default_rng(seed)
+    table, placement, w, slo = random_case(rng, n_req=200, batch=batch)
+    r = table_sim(table, slo, w, dispatch=dispatch, max_batch_size=batch).run(placement)
+    lat = r.finish_s - w.arrival_s
+    # good <=> served, and every good request met its SLO (overhead included); nothing finishes early
+    assert np.array_equal(r.good, np.isfinite(r.finish_s))
+    assert np.all(lat[r.good] <= slo[w.model_id[r.good]] + 1e-12)
+    assert np.all(lat[r.good] >= 0.011)
+    placed = {m for g in placement.groups for m in g.models}
+    routed = np.isin(w.model_id, sorted(placed))
+    assert r.group_requests.sum() == routed.sum()
+    assert not r.good[~routed].any()
+    assert r.model_good.sum() == r.good.sum() and 0.0 <= r.attainment <= 1.0
