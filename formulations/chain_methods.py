@@ -19,6 +19,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
@@ -60,7 +61,39 @@ def _option(budget: Budget, key: str, default: Any) -> Any:
     return budget.options.get(key, default)
 
 
+def _int_option(budget: Budget, key: str, default: int | None) -> int | None:
+    """An integer option (the CLI passes strings)."""
+    value = budget.options.get(key, default)
+    if value is None:
+        return None
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise InputError("must be an integer", field=f"options.{key}", value=value) from None
+
+
+def _bool_option(budget: Budget, key: str, default: bool) -> bool:
+    value = budget.options.get(key, default)
+    if isinstance(value, str):
+        if value.strip().lower() in ("1", "true", "yes", "on"):
+            return True
+        if value.strip().lower() in ("0", "false", "no", "off"):
+            return False
+        raise InputError("must be true or false", field=f"options.{key}", value=value)
+    return bool(value)
+
+
+def _json_option(value: Any, key: str) -> Any:
+    if isinstance(value, str):
+        try:
+            return json.loads(value)
+        except json.JSONDecodeError as exc:
+            raise InputError(f"invalid JSON: {exc.msg}", field=f"options.{key}", value=value) from None
+    return value
+
+
 def _as_placement(value: Any) -> Placement:
+    value = _json_option(value, "placement")
     if isinstance(value, Placement):
         return value
     if isinstance(value, dict) and "first_block" in value and "num_blocks" in value:
@@ -96,8 +129,8 @@ def milp_bpca(instance: ChainInstance, budget: Budget, param: str | None) -> Met
     start = time.perf_counter()
     mode = str(_option(budget, "mode", param or "enumerate"))
     initial: list[Chain] = []
-    if mode == "colgen" and _option(budget, "seed_with_gca", True):
-        _, _, initial, _ = _tuned(instance, _option(budget, "c", None))
+    if mode == "colgen" and _bool_option(budget, "seed_with_gca", True):
+        _, _, initial, _ = _tuned(instance, _int_option(budget, "c", None))
     out = chain_bpca.solve_bpca(
         instance,
         mode=mode,
@@ -105,7 +138,7 @@ def milp_bpca(instance: ChainInstance, budget: Budget, param: str | None) -> Met
         time_limit_s=budget.time_limit_s,
         threads=budget.threads,
         rel_gap=budget.rel_gap,
-        max_paths=int(_option(budget, "max_paths", 20_000)),
+        max_paths=_int_option(budget, "max_paths", 20_000),
         initial_chains=initial,
     )
     info = dict(out.info)
@@ -132,13 +165,13 @@ def milp_cache(instance: ChainInstance, budget: Budget, param: str | None) -> Me
     if "placement" in budget.options:
         placement = _as_placement(budget.options["placement"])
         if "chains" in budget.options:
-            chains = [_as_chain(ch) for ch in budget.options["chains"]]
+            chains = [_as_chain(ch) for ch in _json_option(budget.options["chains"], "chains")]
             info["chains_from"] = "given"
         else:
-            chains = chains_of_placement(instance, placement, int(_option(budget, "max_chains", 100_000)))
+            chains = chains_of_placement(instance, placement, _int_option(budget, "max_chains", 100_000))
             info["chains_from"] = "all chains of the placement"
     else:
-        c, placement, chains, reason = _tuned(instance, _option(budget, "c", None))
+        c, placement, chains, reason = _tuned(instance, _int_option(budget, "c", None))
         info.update(chains_from="GBP-CR + GCA", c=c)
         if reason:
             info["reason"] = reason
@@ -166,7 +199,7 @@ def milp_simplified(instance: ChainInstance, budget: Budget, param: str | None) 
         c = int(c)
     except (TypeError, ValueError):
         raise InputError("the reservation parameter must be an integer >= 1", field="c", value=c) from None
-    model = chain_simplified.build_model(instance, c, max_subsets=int(_option(budget, "max_subsets", 200_000)))
+    model = chain_simplified.build_model(instance, c, max_subsets=_int_option(budget, "max_subsets", 200_000))
     res = solve(model, budget.backend, time_limit_s=budget.time_limit_s, threads=budget.threads, rel_gap=budget.rel_gap)
     solution = chain_simplified.decode(instance, model) if res.status.has_solution else None
     info = {"c": c, "num_candidates": len(model.simplified_subsets), "num_chains": None}

@@ -345,3 +345,24 @@ def test_bpca_random_sweep_equals_brute_force(seed):
         assert out.status == (Status.INFEASIBLE if math.isinf(expected) else Status.OPTIMAL)
         if out.solution is not None:
             assert verify(inst, out.solution).ok
+
+
+def test_cli_solves_with_the_exact_methods(tmp_path, capsys):
+    import json
+
+    from serveplan.cli import main
+
+    inst = tiny_instance(2, 3, 3)
+    path = tmp_path / "inst.json"
+    inst.save_json(path)
+    expected = bf_bpca(inst)
+    for extra in (["-o", "mode=colgen"], ["-o", "mode=enumerate", "--backend", "scip"]):
+        assert main(["solve", "chain", "--instance", str(path), "--method", "milp:bpca", "--json", *extra]) == 0
+        out = json.loads(capsys.readouterr().out)
+        assert out["status"] == "optimal" and out["verified"] and out["objective"] == pytest.approx(expected)
+    assert main(["solve", "chain", "--instance", str(path), "--method", "milp:simplified", "-o", "c=2", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["objective"] == pytest.approx(2 * bf_simplified(inst, 2))
+    # a malformed option is a one-line input error (exit 2), not a traceback
+    assert main(["solve", "chain", "--instance", str(path), "--method", "milp:bpca", "-o", "max_paths=x"]) == 2
+    assert "max_paths" in capsys.readouterr().err
