@@ -278,3 +278,10 @@ def test_sr_capacity_ilp_prefers_a_worse_placement():
     sim = Simulator(inst, inst.train)
     att_ilp, att_alt = sim.run(chosen).attainment, sim.run(alternative).attainment
     assert att_alt > att_ilp + 0.1  # higher capacity objective, clearly lower attainment
+    # the model-parallel capacity ILP (reference mp-ilp) also places both models and loses to the alternative
+    mp = capacity.build_mp_model(inst)
+    assert solve(mp, time_limit_s=60).status == "optimal"
+    chosen_mp, _ = capacity.decode_mp(inst, mp)
+    assert verify(inst, chosen_mp).ok
+    assert sorted({i for g in chosen_mp.groups for i in g.models}) == [0, 1]
+    assert att_alt > sim.run(chosen_mp).attainment + 0.01
