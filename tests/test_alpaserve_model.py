@@ -294,8 +294,11 @@ def test_cli_simulate_example(capsys, tmp_path):
     assert main([*args, "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["verified"] and 0.5 < out["attainment"] <= 1 and out["latency_source"] == ["modelled"]
-    assert main([*args, "--workload", "gamma:rate=5,cv=1,duration=50,seed=2"]) == 0
+    spec = ["--workload", "gamma:rate=5,cv=1,duration=50,seed=2"]
+    assert main([*args, *spec, "--requests-out", str(tmp_path / "r.npz")]) == 0
     assert "attainment" in capsys.readouterr().out
+    with np.load(tmp_path / "r.npz") as z:
+        assert z["good"].size == z["finish_s"].size > 0 and np.array_equal(z["good"], np.isfinite(z["finish_s"]))
     inst = AlpaInstance.load(EXAMPLES / "alpaserve_small_instance.json")
     inst.test.save(tmp_path / "w.csv")
     assert resolve_workload(str(tmp_path / "w.csv"), inst).num_requests == inst.test.num_requests

@@ -1,6 +1,7 @@
 """``serveplan simulate alpaserve`` and ``serveplan solve alpaserve``.
 
-``serveplan simulate alpaserve --instance FILE --placement FILE [--workload FILE|SPEC|train|test] [--json]``
+``serveplan simulate alpaserve --instance FILE --placement FILE [--workload FILE|SPEC|train|test] [--json]
+[--requests-out FILE]``
     Verifies the placement, simulates it on the workload (default: the instance's test workload) and
     prints SLO attainment (overall, per model), latency mean/P90/P99 and requests per group.
     ``--workload`` takes a ``.npz``/``.csv`` file, a spec such as
@@ -26,6 +27,8 @@ import json
 import math
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from serveplan.alpaserve.cluster import Placement, TimeVaryingPlacement, load_placement, save_placement
 from serveplan.alpaserve.instance import AlpaInstance
@@ -61,6 +64,11 @@ def register_simulate(subparsers: argparse._SubParsersAction) -> None:
         default="test",
         metavar="FILE|SPEC",
         help="workload .npz/.csv file, a spec like gamma:rate=20,cv=4,duration=200,seed=1, or train/test (default)",
+    )
+    p.add_argument(
+        "--requests-out",
+        metavar="FILE",
+        help="write per-request arrival_s, model_id, finish_s (NaN = not served), good to a .npz or .csv file",
     )
     _sim_arguments(p)
     p.set_defaults(func=run_simulate)
@@ -176,6 +184,28 @@ def _print(out: dict[str, Any]) -> None:
     print("per group  " + ", ".join(f"{i}:{n}" for i, n in enumerate(out["group_requests"])) + " requests")
 
 
+def write_requests(path: str | Path, workload: Workload, res: SimResult) -> Path:
+    """Per-request output as ``.npz`` or ``.csv`` (columns ``arrival_s,model_id,finish_s,good``)."""
+    path = Path(path)
+    if path.suffix == ".npz":
+        np.savez_compressed(
+            path, arrival_s=workload.arrival_s, model_id=workload.model_id, finish_s=res.finish_s, good=res.good
+        )
+    elif path.suffix == ".csv":
+        cols = np.column_stack([workload.arrival_s, workload.model_id, res.finish_s, res.good])
+        np.savetxt(
+            path,
+            cols,
+            fmt=["%.9f", "%d", "%.9f", "%d"],
+            delimiter=",",
+            header="arrival_s,model_id,finish_s,good",
+            comments="",
+        )
+    else:
+        raise InputError("request output is .npz or .csv", field="--requests-out", value=str(path))
+    return path
+
+
 def run_simulate(args: argparse.Namespace) -> int:
     """Handler of ``serveplan simulate alpaserve``."""
     instance = AlpaInstance.load(args.instance)
@@ -183,6 +213,8 @@ def run_simulate(args: argparse.Namespace) -> int:
     workload = resolve_workload(args.workload, instance)
     res = Simulator(instance, workload, **_options(args)).run(placement)
     out = report(instance, placement, workload, res, _options(args))
+    if args.requests_out:
+        write_requests(args.requests_out, workload, res)
     if args.json:
         print(json.dumps(out, indent=1))
     else:
