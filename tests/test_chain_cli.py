@@ -113,3 +113,19 @@ def test_console_script_without_traceback(tmp_path):
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
     data = json.loads(proc.stdout)
     assert data["status"] == "infeasible" and "cannot all be placed" in data["info"]["reason"]
+
+
+def test_exit_status_follows_the_independent_verifier(monkeypatch, capsys):
+    # a method that reports verified=True and no objective, for a solution that misses the rate target
+    import serveplan.chain.cli as chain_cli
+    from serveplan.chain.placement import ChainSolution, Placement
+    from serveplan.registry import MethodResult
+
+    def fake_run_method(problem, name, instance, budget):
+        sol = ChainSolution(Placement.unused(instance.num_servers), (), ())
+        return MethodResult(name, "feasible", sol, None, verified=True)
+
+    monkeypatch.setattr(chain_cli, "run_method", fake_run_method)
+    rc = main(["solve", "chain", "--instance", EXAMPLE, "--method", "whatever"])
+    out = capsys.readouterr().out
+    assert rc == 1 and "objective none reported" in out and "failed: coverage, rate" in out
