@@ -2,8 +2,9 @@
 
 Prints the placement table, the chains with their service times T_k and capacities c_k, the verification
 status, the objective (sum_k c_k), the bound and gap (exact methods), and Theorem 3.7's response-time bounds;
-``--json`` prints the same as one JSON object. Exit status: 0 when a verified solution was found, 1 when the
-method found none (infeasible is a result; the reason is printed) or verification failed, 2 on bad input.
+``--json`` prints the same as one JSON object. Exit status: 0 when the independent verifier accepts the solution
+(whatever the method reported), 1 when the method found none (infeasible is a result; the reason is printed) or
+verification failed, 2 on bad input.
 """
 
 from __future__ import annotations
