@@ -22,7 +22,6 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.special import logsumexp
 
 from serveplan.chain.instance import ChainInstance
 from serveplan.chain.placement import ChainSolution, service_rates
@@ -73,7 +72,9 @@ def _mean_jobs(arrival_rate: float, death: np.ndarray, nu: float) -> float:
     rho = arrival_rate / nu
     log_prod = np.concatenate(([0.0], np.cumsum(np.log(arrival_rate) - np.log(death))))  # n = 0..C
     log_tail_mass = log_prod[C] - math.log1p(-rho)  # sum_{n>=C} phi_n (unnormalised)
-    log_z = logsumexp(np.append(log_prod[:C], log_tail_mass))
+    terms = np.append(log_prod[:C], log_tail_mass)
+    top = terms.max()
+    log_z = top + math.log(float(np.exp(terms - top).sum()))  # log-sum-exp: no overflow for C in the thousands
     n = np.arange(C, dtype=float)
     head = float(np.sum(n * np.exp(log_prod[:C] - log_z)))
     tail = math.exp(log_prod[C] - log_z) * (rho / (1 - rho) ** 2 + C / (1 - rho))
