@@ -107,3 +107,19 @@ def test_bench_solvers_writes_runs_and_profile(tiny_chain, tmp_path, capsys):
     profile = pd.read_csv(out / "performance_profile.csv")
     assert profile[["highs", "scip"]].iloc[-1].tolist() == [1.0, 1.0]
     assert "machine: cpu" in capsys.readouterr().out
+
+
+def test_bench_topics_dispatch_to_problem_packages(monkeypatch, capsys):
+    from serveplan.commands import bench
+
+    found = dict(bench.find_benchmarks("sim"))
+    assert {"chain", "alpaserve"} <= set(found)
+
+    def fake(quick: bool = False) -> list[dict]:
+        return [{"variant": "baseline", "seconds": 2.0, "ratio": 1.0}, {"variant": "fast", "seconds": 1.0,
+                 "ratio": 2.0 if quick else 0.0}]  # fmt: skip
+
+    monkeypatch.setattr(bench, "find_benchmarks", lambda topic, problem=None: [("chain", fake)])
+    assert main(["bench", "heuristics", "--quick"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("machine: cpu") and "== chain" in out and "2.0" in out.splitlines()[-1]

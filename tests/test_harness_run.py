@@ -39,6 +39,8 @@ def greedy(inst, budget, param):
     time.sleep(float(budget.options.get("sleep_s", 0.0)))
     if budget.options.get("fail"):
         raise RuntimeError("deliberate failure")
+    if budget.options.get("infeasible"):
+        return MethodResult("x", "infeasible", None, None)
     total = 0
     for w in sorted(inst["w"], reverse=bool(budget.options.get("largest_first"))):
         if total + w <= inst["cap"]:
@@ -221,3 +223,16 @@ def test_show_summarises_over_seeds(plugin_dir, tmp_path, capsys):
     fill = table[(table["label"] == "largest") & (table["evaluator.scale"] == 1)]["fill"]
     assert f"{fill.mean():.4g} ± {fill.std():.2g}" in out
     assert "== showexp (8 rows)" in out
+
+
+def test_result_without_solution_is_a_row_not_an_error(plugin_dir, tmp_path):
+    cfg = tmp_path / "inf.toml"
+    cfg.write_text(config_text("inf", n=[3]).replace("fail = false", "fail = false, infeasible = true"))
+    summary = run_experiment(load_config(cfg), SerialExecutor(), root=tmp_path / "res")
+    assert summary.errors == 0
+    table = pd.read_csv(tmp_path / "res" / "results.csv")
+    rows = table[table["label"] == "largest"]
+    assert (rows["status"] == "infeasible").all() and not rows["verified"].any()
+    # The evaluator raised on the missing solution: metrics empty, the reason noted.
+    assert rows["fill"].isna().all() and rows["message"].str.contains("evaluator skipped").all()
+    assert ResultStore(tmp_path / "res").finished_ids() == set(table["case_id"])
