@@ -360,3 +360,18 @@ def test_calibration_anchors_on_measured_single_gpu_row(tmp_path):
     # without measurements on another GPU, the V100 reference's efficiency carries over
     h100 = latency_model_for("h100-80gb", profile=None)
     assert h100.single_gpu_latency_s(m) == pytest.approx(0.151 * 125 / 989, rel=0.02)
+
+
+def test_instance_profile_path_is_relative_to_the_instance_file(tmp_path):
+    write_profile(tmp_path / "t.csv", ["bert-1.3b,1,1,1,2048,0,0.0990,2.64e9,0"])
+    d = {
+        "cluster": {"num_gpus": 2},
+        "models": ["bert-1.3b"],
+        "slo_scale": 5,
+        "latency_model": {"gpu": "v100-16gb", "profile": "t.csv"},
+        "train": {"spec": "gamma:rate=2,duration=10"},
+    }
+    (tmp_path / "i.json").write_text(json.dumps(d))
+    inst = AlpaInstance.load(tmp_path / "i.json")
+    assert inst.latency.source(inst.models[0], ParallelConfig(1, 1)) == "measured"
+    assert inst.slo_s[0] == pytest.approx(5 * 0.099)

@@ -180,7 +180,7 @@ class AlpaInstance:
                     raise InputError(exc.message, source=source, field=f"models[{i}]", value=m, hint=exc.hint) from None
             else:
                 models.append(ModelSpec.from_dict(m, source=source))
-        lm = LatencyModel.from_dict(d.get("latency_model") or {"gpu": cluster.gpu}, source=source)
+        lm = LatencyModel.from_dict(d.get("latency_model") or {"gpu": cluster.gpu}, source=source, base_dir=base_dir)
         if "slo_s" in d:
             slo = d["slo_s"]
             if not isinstance(slo, list):

@@ -374,8 +374,14 @@ class LatencyModel:
         }
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any] | None, *, source: str | None = None) -> LatencyModel:
-        """Read the JSON form. ``profile: "auto"`` loads ``data/profiles/<gpu>.csv`` when it exists."""
+    def from_dict(
+        cls, d: dict[str, Any] | None, *, source: str | None = None, base_dir: Path | None = None
+    ) -> LatencyModel:
+        """Read the JSON form.
+
+        ``profile: "auto"`` loads ``data/profiles/<gpu>.csv`` when it exists; a relative path is taken
+        relative to ``base_dir`` (the instance file's folder) when given.
+        """
         d = dict(d or {})
         gpu = d.get("gpu", "v100-16gb")
         profile = d.get("profile", "auto")
@@ -390,7 +396,10 @@ class LatencyModel:
             if cand.exists():
                 table, path = load_profile_table(cand), str(cand)
         elif profile:
-            table, path = load_profile_table(profile), str(profile)
+            p = Path(profile)
+            if base_dir is not None and not p.is_absolute():
+                p = base_dir / p
+            table, path = load_profile_table(p), str(p)
         try:
             return cls(gpu=gpu, table=table, gpus_per_node=int(d.get("gpus_per_node", 8)), params=ap, profile_path=path)
         except InputError as exc:
