@@ -375,3 +375,20 @@ def test_instance_profile_path_is_relative_to_the_instance_file(tmp_path):
     inst = AlpaInstance.load(tmp_path / "i.json")
     assert inst.latency.source(inst.models[0], ParallelConfig(1, 1)) == "measured"
     assert inst.slo_s[0] == pytest.approx(5 * 0.099)
+
+
+def test_trace_families(tmp_path):
+    c = np.zeros(1440, dtype=int)
+    c[:120] = 3000  # 50 req/s for two hours
+    header = "HashOwner,HashApp,HashFunction,Trigger," + ",".join(str(i) for i in range(1, 1441))
+    rows = [f"o,a,{name},http," + ",".join(map(str, counts)) for name, counts in (("f1", c), ("f2", c // 2))]
+    (tmp_path / "invocations_per_function_md.anon.d01.csv").write_text("\n".join([header, *rows]) + "\n")
+    fam = get_family("alpaserve", "maf1").fn
+    inst = fam({"trace": str(tmp_path), "models": ["bert-1.3b*2"], "rate_scale": 0.1, "train_start_min": 60}, 0)
+    assert inst.test.num_requests == pytest.approx(0.1 * 3600 * 75, rel=0.1)
+    assert inst.train is not inst.test and inst.train.duration_s == 3600.0
+    with pytest.raises(InputError, match="trace"):
+        fam({}, 0)
+    m2 = get_family("alpaserve", "maf2").fn({"models": ["bert-1.3b*3"], "vanilla": True}, 0)
+    assert m2.test.num_requests == 199 and m2.train is m2.test and "oracle" in m2.name
+    assert get_family("alpaserve", "maf2").fn({"models": ["bert-1.3b*3"], "interval": 300}, 0).test.num_requests > 0

@@ -20,6 +20,9 @@ Families (``fn(params, seed) -> AlpaInstance``; every parameter has a default):
     test = second half hour unless ``oracle``.
 ``servegen``
     ServeGen client statistics (``folder``, ``start``, ``rate_scale``, ``cv_scale``).
+``maf1`` / ``maf2``
+    The Azure Functions 2019 / 2021 traces replayed as AlpaServe does (``trace`` = the user's files;
+    ``maf2`` defaults to the shipped 199-request fixture).
 
 Evaluator ``simulate``: SLO attainment of the method's placement on the **test** workload, latency
 mean/P90/P99, the smallest per-model attainment, the number of GPUs used and whether the solution
@@ -195,6 +198,74 @@ def servegen(params: dict[str, Any], seed: int) -> AlpaInstance:
     test = servegen_workload(len(models), seed=seed, stream=TEST_STREAM, **kw)
     train = test if oracle else servegen_workload(len(models), seed=seed, stream=TRAIN_STREAM, **kw)
     return AlpaInstance(cluster, models, slo, lm, train, test, _label("servegen", params, seed, oracle))
+
+
+@register_family("alpaserve", "maf1", summary="Azure Functions 2019 (user's files) replayed as AlpaServe's MAF1")
+def maf1(params: dict[str, Any], seed: int) -> AlpaInstance:
+    """Azure Functions 2019 per-minute trace (``trace``: folder or file of ``invocations_..._dNN.csv``).
+
+    ``start_min`` (0) / ``end_min`` (60) slice the test window, ``train_start_min`` (default: the test
+    window) the training window of the same length; ``interval`` (60), ``rate_scale`` (2e-3),
+    ``cv_scale`` (4), ``mapping`` (stripe). The training sample is a distinct Gamma draw of its
+    windows unless ``oracle``.
+    """
+    from serveplan.workloads.azure_functions import load_azure_2019, maf1_workload
+
+    if "trace" not in params:
+        raise InputError("maf1 needs the trace location", field="trace", hint="download Azure Functions 2019")
+    cluster, models, lm, slo = _base(params, "s1")
+    trace = load_azure_2019(str(params["trace"]))
+    start = _get(params, "start_min", 0, int)
+    end = _get(params, "end_min", 60, int)
+    kw = {
+        "interval_s": _get(params, "interval", 60.0, float),
+        "rate_scale": _get(params, "rate_scale", 2e-3, float),
+        "cv_scale": _get(params, "cv_scale", 4.0, float),
+        "mapping": str(params.get("mapping", "stripe")),
+        "seed": seed,
+    }
+    oracle = bool(params.get("oracle", False))
+    test = maf1_workload(trace, len(models), start_min=start, end_min=end, stream=TEST_STREAM, **kw)
+    tstart = _get(params, "train_start_min", start, int)
+    train = (
+        test
+        if oracle
+        else maf1_workload(
+            trace, len(models), start_min=tstart, end_min=tstart + end - start, stream=TRAIN_STREAM, **kw
+        )
+    )
+    return AlpaInstance(cluster, models, slo, lm, train, test, _label("maf1", params, seed, oracle))
+
+
+@register_family("alpaserve", "maf2", summary="Azure Functions 2021 (user's file) replayed as AlpaServe's MAF2")
+def maf2(params: dict[str, Any], seed: int) -> AlpaInstance:
+    """Azure Functions 2021 invocation trace (``trace``: the CSV file; default the shipped 199-request fixture).
+
+    ``start`` (0 s) / ``end`` (whole trace), ``interval`` (5400 s), ``rate_scale`` (1), ``cv_scale`` (1),
+    ``mapping`` (stripe), ``vanilla`` (False: per-window Gamma refit; True: the raw arrivals, then
+    train = test). The training sample is a distinct draw of the refitted windows unless ``oracle``.
+    """
+    from serveplan.paths import data_path
+    from serveplan.workloads.azure_functions import load_azure_2021, maf2_workload
+
+    cluster, models, lm, slo = _base(params, "s1")
+    path = params.get("trace") or data_path("azure_functions_2021_microslice", "Azure2021_200.csv")
+    trace = load_azure_2021(str(path))
+    end = params.get("end")
+    kw = {
+        "start_s": _get(params, "start", 0.0, float),
+        "end_s": None if end is None else float(end),
+        "interval_s": _get(params, "interval", 5400.0, float),
+        "rate_scale": _get(params, "rate_scale", 1.0, float),
+        "cv_scale": _get(params, "cv_scale", 1.0, float),
+        "mapping": str(params.get("mapping", "stripe")),
+        "seed": seed,
+        "vanilla": bool(params.get("vanilla", False)),
+    }
+    oracle = bool(params.get("oracle", False)) or kw["vanilla"]
+    test = maf2_workload(trace, len(models), stream=TEST_STREAM, **kw)
+    train = test if oracle else maf2_workload(trace, len(models), stream=TRAIN_STREAM, **kw)
+    return AlpaInstance(cluster, models, slo, lm, train, test, _label("maf2", params, seed, oracle))
 
 
 _SIM_OPTIONS = {
