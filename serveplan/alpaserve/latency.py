@@ -185,7 +185,10 @@ class LatencyModel:
     params : AnalyticParams
         Overhead constants of the analytic model.
     profile_path : str, optional
-        Where ``table`` was read from (kept in instance files).
+        Where ``table`` was read from.
+    profile_setting : str, optional
+        What instance files record as ``profile`` (``"auto"``, a path, or None); defaults to
+        ``profile_path``.
     """
 
     gpu: str = "v100-16gb"
@@ -193,6 +196,7 @@ class LatencyModel:
     gpus_per_node: int = 8
     params: AnalyticParams = field(default_factory=AnalyticParams)
     profile_path: str | None = None
+    profile_setting: str | None = None
     _cache: dict[Any, tuple[np.ndarray, np.ndarray, str]] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
@@ -368,7 +372,7 @@ class LatencyModel:
         """JSON form ``{"gpu":.., "profile": path|None, "gpus_per_node":.., "params": {...}}``."""
         return {
             "gpu": self.gpu,
-            "profile": self.profile_path,
+            "profile": self.profile_setting if self.profile_setting is not None else self.profile_path,
             "gpus_per_node": self.gpus_per_node,
             "params": asdict(self.params),
         }
@@ -401,7 +405,14 @@ class LatencyModel:
                 p = base_dir / p
             table, path = load_profile_table(p), str(p)
         try:
-            return cls(gpu=gpu, table=table, gpus_per_node=int(d.get("gpus_per_node", 8)), params=ap, profile_path=path)
+            return cls(
+                gpu=gpu,
+                table=table,
+                gpus_per_node=int(d.get("gpus_per_node", 8)),
+                params=ap,
+                profile_path=path,
+                profile_setting=None if profile is None else str(profile),
+            )
         except InputError as exc:
             raise InputError(
                 exc.message, source=source, field="latency_model.gpu", value=exc.value, hint=exc.hint
