@@ -238,3 +238,13 @@ def test_azure_2019_rows_of_one_function_add_up(tmp_path):
     write_2019_day(bad, [("f1", -c)])
     with pytest.raises(InputError, match="row 2"):
         load_azure_2019(bad)
+
+
+def test_time_scaled_multiplies_rates():
+    w = gamma_workload([2.0, 1.0], 3.0, 400.0, seed=2)
+    f = w.time_scaled(4.0)
+    np.testing.assert_allclose(f.rates(), 4 * w.rates())
+    gaps, fgaps = np.diff(w.arrival_s), np.diff(f.arrival_s)
+    assert fgaps.std() / fgaps.mean() == pytest.approx(gaps.std() / gaps.mean())
+    with pytest.raises(InputError, match="factor"):
+        w.time_scaled(0.0)

@@ -125,6 +125,12 @@ class Workload:
         dur = end_s - start_s if rebase else end_s
         return Workload(arr, self.model_id[lo:hi], max(dur, 0.0), self.num_models)
 
+    def time_scaled(self, factor: float) -> Workload:
+        """Arrival times divided by ``factor``: every rate times ``factor``, inter-arrival CVs unchanged."""
+        if not (factor > 0) or not np.isfinite(factor):
+            raise InputError("time scale factor must be finite and > 0", field="factor", value=factor)
+        return Workload(self.arrival_s / factor, self.model_id, self.duration_s / factor, self.num_models)
+
     def windows(self, interval_s: float) -> list[Workload]:
         """Cut into consecutive windows of ``interval_s`` (each rebased to start at 0)."""
         if interval_s <= 0:
