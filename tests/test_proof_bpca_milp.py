@@ -114,7 +114,7 @@ def test_path_milp_equals_brute_force_bpca():
     bpca = pytest.importorskip("formulations.chain_bpca")
     from serveplan.chain.instance import ChainInstance, Server
     from serveplan.chain.verify import verify
-    from serveplan.solvers import Status
+    from serveplan.solvers import Status, solve
 
     rng = np.random.default_rng(8)
     outcomes = []
@@ -130,9 +130,16 @@ def test_path_milp_equals_brute_force_bpca():
             target_load=RHO,
         )
         out = bpca.solve_bpca(inst, mode="enumerate")
+        seg_model = bpca.build_model(inst, linking="segment")
+        seg = solve(seg_model)
         if truth is None:
             assert out.status == Status.INFEASIBLE
+            assert seg.status == Status.INFEASIBLE
         else:
+            assert seg.status == Status.OPTIMAL and round(seg.objective) == truth
+            seg_sol = bpca.decode(inst, seg_model)
+            _own_check(seg_sol, M, tc, tp, L, R)
+            assert seg_sol.total_capacity == truth
             assert out.status == Status.OPTIMAL
             assert round(out.objective) == truth
             assert out.solution.total_capacity == truth
