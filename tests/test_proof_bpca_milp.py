@@ -153,6 +153,7 @@ def test_path_milp_equals_brute_force_bpca():
         if truth is None:
             assert cg.solution is None
         else:
+            assert cg.status != Status.INFEASIBLE
             if cg.bound is not None:
                 assert cg.bound <= truth + 1e-6
             if cg.solution is not None:
