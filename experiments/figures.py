@@ -137,3 +137,63 @@ def draw_figures(
             )
         written.extend(Path(p) for p in module.plot(rows, out))
     return written
+
+
+def index_markdown(results_root: Path | None = None, cores: int | None = None) -> str:
+    """``paper_figures/INDEX.md``: every figure with its configs, command and run time on this machine.
+
+    The run time is estimated from the stored rows: the sum of the cases' wall times divided by the
+    cores (the local executor runs one case per core), "not run yet" without rows.
+    """
+    import os
+
+    from experiments.runner import load_rows
+
+    root = results_root or results_dir()
+    ncores = cores or os.cpu_count() or 1
+    lines = [
+        "# Figure index",
+        "",
+        "Every figure, the configs whose rows it plots, the command that produces it, and its run time on the",
+        f"reference machine ({ncores} cores). `serveplan figures NAME` runs the missing experiments and draws;",
+        "`serveplan figures NAME --no-run` only draws. Files go to `results/figures/NAME.{png,pdf,csv}`.",
+        "Run time: the sum of the stored cases' wall times divided by the cores (one case per core), from",
+        "the rows in `results/` when this page was generated (`serveplan figures --index`); a run with",
+        "`--limit-cases` or fewer seeds shows its own cost.",
+        "",
+        "| figure | shows | configs | command | cases | run time |",
+        "|---|---|---|---|---|---|",
+    ]
+    for info in list_figures():
+        module = load_figure(info.name)
+        try:
+            configs = figure_configs(module)
+        except InputError as exc:
+            cfgs = ", ".join(info.configs)
+            lines.append(f"| `{info.name}` | {info.summary} | {cfgs} | - | - | config error: {exc} |")
+            continue
+        total = sum(len(_cases(c)) for c in configs)
+        rows = [load_rows(c, root) for c in configs]
+        walls = [float(r["wall_s"].fillna(0).sum()) for r in rows if not r.empty and "wall_s" in r]
+        done = sum(len(r) for r in rows)
+        runtime = _duration(sum(walls) / ncores) if done else "not run yet"
+        if done and done < total:
+            runtime += f" ({done} of {total} cases)"
+        cfgs = "<br>".join(f"`{c}`" for c in info.configs)
+        command = f"`serveplan figures {info.name}`"
+        lines.append(f"| `{info.name}` | {info.summary} | {cfgs} | {command} | {total} | {runtime} |")
+    return "\n".join(lines) + "\n"
+
+
+def _cases(config: ExperimentConfig) -> list:
+    from experiments.grid import expand_cases
+
+    return expand_cases(config)
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"

@@ -16,6 +16,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("names", nargs="*", metavar="NAME", help="figures to draw (default: all); or a dotted module")
     p.add_argument("--list", action="store_true", help="list the figures and the configs they read")
+    p.add_argument("--index", action="store_true", help="print paper_figures/INDEX.md (configs, commands, run times)")
     p.add_argument("--out", type=Path, help="output folder (default: <results>/figures)")
     p.add_argument("--results", type=Path, help="results folder (default: $SERVEPLAN_RESULTS or ./results)")
     p.add_argument("--no-run", action="store_true", help="draw from the rows there are; never run experiments")
@@ -26,8 +27,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """List or draw figures."""
-    from experiments.figures import draw_figures, list_figures
+    from experiments.figures import draw_figures, index_markdown, list_figures
 
+    if args.index:
+        print(index_markdown(args.results), end="")
+        return 0
     if args.list:
         for f in list_figures():
             print(f"{f.name:<28} {', '.join(f.configs):<50} {f.summary}")
