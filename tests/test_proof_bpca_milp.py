@@ -112,6 +112,7 @@ def _own_check(sol, M, tc, tp, L, R):
 
 def test_path_milp_equals_brute_force_bpca():
     bpca = pytest.importorskip("formulations.chain_bpca")
+    from heuristics.gbp_cr import gbp_cr
     from serveplan.chain.instance import ChainInstance, Server
     from serveplan.chain.verify import verify
     from serveplan.solvers import Status, solve
@@ -146,6 +147,11 @@ def test_path_milp_equals_brute_force_bpca():
             _own_check(out.solution, M, tc, tp, L, R)
             assert verify(inst, out.solution).ok
         outcomes.append(truth)
+        # service-rate bound consequence: GBP-CR's surrogate c K(c) never beats the BPCA optimum
+        for c in (1, 2, 3):
+            g = gbp_cr(inst, c)
+            if g.feasible:
+                assert truth is not None and truth <= g.surrogate
         if n >= 6:
             continue
         # column generation: whatever it reports must be consistent with the true optimum
