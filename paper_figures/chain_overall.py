@@ -25,6 +25,7 @@ def plot(rows: pd.DataFrame, out_dir: Path) -> list[Path]:
             s = stats[(stats["label"] == m) & (stats["eta"] == eta)].sort_values("J")
             ax.errorbar(s["J"], s["mean"], yerr=s["std"], marker="os^"[k], capsize=2, label=m)
         ax.set_title(f"eta = {eta:g}", fontsize=9)
+        ax.set_yscale("log")
         ax.set_xlabel("J")
         ax.set_ylabel("mean response time (s)")
     for i, J in enumerate(js):
@@ -33,6 +34,7 @@ def plot(rows: pd.DataFrame, out_dir: Path) -> list[Path]:
             s = stats[(stats["label"] == m) & (stats["J"] == J)].sort_values("eta")
             ax.errorbar(s["eta"], s["mean"], yerr=s["std"], marker="os^"[k], capsize=2, label=m)
         ax.set_title(f"J = {J}", fontsize=9)
+        ax.set_yscale("log")
         ax.set_xlabel("eta")
         ax.set_ylabel("mean response time (s)")
     axes[0][0].legend(fontsize=7)
