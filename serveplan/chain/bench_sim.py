@@ -1,11 +1,12 @@
 """Benchmark of the chain serving simulator: compiled kernel vs the pure-Python reference.
 
 Run ``python -m serveplan.chain.bench_sim`` (options: ``--jobs``, ``--chains``, ``--reference-jobs``,
-``--load``). It simulates ``--jobs`` Poisson arrivals with Exp(1) sizes on ``--chains`` chains (random
-rates in [0.2, 2], capacities in 1..8) at load rho = lambda / nu for every policy, first with the numba
-kernel (after one warm-up call that compiles it), then with the Python reference on ``--reference-jobs``
-jobs in the same process; the ratio compares time per job. It prints machine information and a Markdown
-table (the "Chain simulator" section of docs/benchmarks.md).
+``--load``) or ``serveplan bench sim --problem chain [--quick]``. It simulates ``--jobs`` Poisson arrivals
+with Exp(1) sizes on ``--chains`` chains (random rates in [0.2, 2], capacities in 1..8) at load
+rho = lambda / nu for every policy, first with the numba kernel (after one warm-up call that compiles it),
+then with the Python reference on ``--reference-jobs`` jobs in the same process; the ratio compares time per
+job. It prints machine information and a Markdown table (the "Chain simulator" section of
+docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -40,9 +41,19 @@ def machine_info() -> str:
 
 
 def run_benchmark(
-    num_jobs: int = 1_000_000, num_chains: int = 100, reference_jobs: int = 50_000, load: float = 0.8, seed: int = 0
+    num_jobs: int = 1_000_000,
+    num_chains: int = 100,
+    reference_jobs: int = 50_000,
+    load: float = 0.8,
+    seed: int = 0,
+    quick: bool = False,
 ) -> list[dict[str, float | str]]:
-    """Time every policy; returns one row per policy (seconds, jobs per second, speed-up vs reference)."""
+    """Time every policy; returns one row per policy (seconds, jobs per second, speed-up vs reference).
+
+    Also the ``sim`` topic of ``serveplan bench`` (``--quick``: 100,000 jobs, 5,000 reference jobs).
+    """
+    if quick:
+        num_jobs, reference_jobs = 100_000, 5_000
     rng = np.random.default_rng(seed)
     mu = rng.uniform(0.2, 2.0, num_chains)
     cap = rng.integers(1, 9, num_chains)
