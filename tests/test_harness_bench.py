@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from experiments.bench_solvers import load_suite, performance_profile
+from experiments.bench_solvers import build_instances, load_suite, performance_profile
 from experiments.lp_io import capture_lp, read_lp, write_lp
 from serveplan.cli import main
 from serveplan.errors import InputError
@@ -35,12 +35,16 @@ def test_export_round_trip_solves_to_the_methods_optimum(tiny_chain, tmp_path):
         assert math.isclose(res.objective, direct.objective, rel_tol=1e-9)
 
 
-def test_export_command_and_heuristic_refused(tmp_path, capsys):
+def test_export_command_and_heuristic_refused(tmp_path, monkeypatch):
     out = tmp_path / "bpca.mps"
     args = ["export", "--problem", "chain", "--method", "milp:bpca", "--family", "random_tiny",
             "--params", '{"J": 4, "L": 3}', "--seed", "1", "--out", str(out)]  # fmt: skip
     assert main(args) == 0
     assert out.read_text().startswith(("NAME", "*"))
+    # The problem follows from the method, the file name from the instance and the method.
+    monkeypatch.chdir(tmp_path)
+    assert main(["export", "--method", "milp:bpca", "--family", "random_tiny", "--format", "lp"]) == 0
+    assert read_lp(tmp_path / "random_tiny_s0_milp_bpca.lp").num_cols > 0
     with pytest.raises(InputError, match="solved no MILP"):
         capture_lp("chain", "gbp_cr", get_family("chain", "random_tiny").fn({}, 0))
 
@@ -93,14 +97,16 @@ def test_bench_solvers_writes_runs_and_profile(tiny_chain, tmp_path, capsys):
         )
     )
     mps = write_lp(capture_lp("chain", "milp:bpca", tiny_chain), tmp_path / "same.mps")
+    instances = build_instances(load_suite(str(suite)), [str(mps)])
+    assert [i.name for i in instances] == ["chain/random_tiny[J=4,L=3]/milp:bpca/s1", "same.mps"]
+    assert instances[0].lp.num_cols == instances[1].lp.num_cols
     out = tmp_path / "bench"
-    assert main(["bench", "solvers", "--suite", str(suite), "--out", str(out), "--mps", str(mps)]) == 0
+    assert main(["bench", "solvers", "--suite", str(suite), "--out", str(out)]) == 0
     runs = pd.read_csv(out / "runs.csv")
-    assert len(runs) == 4 and set(runs["backend"]) == {"highs", "scip"}
+    assert len(runs) == 2 and set(runs["backend"]) == {"highs", "scip"}
     assert (runs["status"] == "optimal").all()
-    # The suite's instance and the MPS file are the same model: every solve agrees on the optimum.
-    assert runs["objective"].nunique() == 1
-    assert runs["objective"].iloc[0] == pytest.approx(run_method("chain", "milp:bpca", tiny_chain).objective)
+    # Both backends agree with the method's own optimum.
+    assert runs["objective"].tolist() == pytest.approx([run_method("chain", "milp:bpca", tiny_chain).objective] * 2)
     for name in ("performance_profile", "gap_over_time"):
         for ext in ("png", "pdf", "csv"):
             assert (out / f"{name}.{ext}").stat().st_size > 0

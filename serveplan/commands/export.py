@@ -17,7 +17,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="write a method's MILP as MPS or LP (for Gurobi, CPLEX, SCIP, ... outside serveplan)",
         description="The model is exactly the one the method hands to its solver under the given options.",
     )
-    p.add_argument("--problem", required=True, choices=("chain", "alpaserve"))
+    p.add_argument("--problem", choices=("chain", "alpaserve"), help="default: the problem that has --method")
     p.add_argument("--method", required=True, help="an exact method, e.g. milp:bpca (see `serveplan methods`)")
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--instance", metavar="FILE", help="instance file of the problem")
@@ -26,7 +26,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0, help="family seed (default 0)")
     p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE", help="method option (repeatable)")
     p.add_argument("--format", choices=("mps", "lp"), help="file format (default: from --out's suffix)")
-    p.add_argument("--out", required=True, type=Path, help="output file")
+    p.add_argument("--out", type=Path, help="output file (default: <instance>_<method>.<format> here)")
     p.set_defaults(func=run)
 
 
@@ -44,11 +44,31 @@ def parse_options(pairs: list[str]) -> dict[str, Any]:
     return out
 
 
+def problem_of_method(method: str) -> str:
+    """The one problem that has a method called ``method`` (else an error asking for ``--problem``)."""
+    from serveplan.errors import UnknownNameError
+    from serveplan.registry import PROBLEMS, get_method
+
+    found = []
+    for problem in PROBLEMS:
+        try:
+            get_method(problem, method)
+            found.append(problem)
+        except UnknownNameError:
+            continue
+    if len(found) != 1:
+        why = "several problems have" if found else "no problem has"
+        raise InputError(f"{why} this method", field="--method", value=method, hint="give --problem chain|alpaserve")
+    return found[0]
+
+
 def run(args: argparse.Namespace) -> int:
     """Capture the method's MILP and write it."""
     from experiments.lp_io import capture_lp, load_instance, write_lp
     from serveplan.registry import get_family
 
+    if args.problem is None:
+        args.problem = problem_of_method(args.method)
     if args.instance:
         instance = load_instance(args.problem, args.instance)
     else:
@@ -57,7 +77,8 @@ def run(args: argparse.Namespace) -> int:
         except json.JSONDecodeError as exc:
             raise InputError(f"not valid JSON: {exc}", field="--params", value=args.params) from None
         instance = get_family(args.problem, args.family).fn(params, args.seed)
-    out: Path = args.out
+    stem = Path(args.instance).stem if args.instance else f"{args.family}_s{args.seed}"
+    out: Path = args.out or Path(f"{stem}_{args.method.replace(':', '_')}.{args.format or 'mps'}")
     fmt = args.format or out.suffix.lstrip(".")
     if fmt not in ("mps", "lp"):
         raise InputError("cannot tell the format", field="--out", value=str(out), hint="use --format mps|lp")
