@@ -7,7 +7,7 @@ Number of blocks (``Server._choose_num_blocks``)
     m_j = min(L, floor((M_j - autograd_gb) / (s_m + pool_slots_per_block * s_c))): each hosted block comes
     with a fixed attention-cache pool of ``cache_tokens`` tokens, i.e. ``cache_tokens / max_length`` job
     slots of s_c GB (default 4096 / 2048 = 2), independent of load. ``low_perf_block_cap`` optionally caps
-    slow servers (the authors' simulator caps low-perf servers at 4 blocks; off by default).
+    low-perf (smaller-memory) servers (the authors' simulator caps them at 4 blocks; off by default).
 Block selection (``block_selection.choose_best_blocks``)
     Servers join one by one in a random order (seeded); each picks the window [i, i + m_j) whose sorted
     per-block swarm throughputs are lexicographically smallest (ties: smallest i). A server's throughput is
@@ -60,7 +60,8 @@ class PetalsOptions:
     autograd_gb : float, default 2.147
         Memory PETALS keeps for autograd: 2 GiB * hidden / 14336 (2.147 GB for BLOOM-176B; 0.61 for LLaMA-2-7B).
     low_perf_block_cap : int or None
-        Cap on the blocks of servers slower than the median tau^p (None: no cap).
+        Cap on the blocks of low-perf servers, those with less memory than the largest server (the paper's
+        two GPU types; None: no cap).
     selection : str, default "lexicographic"
         ``lexicographic`` (PETALS) or ``sum`` (authors' MATLAB v4 simulator).
     rebalance : bool, default True
@@ -110,8 +111,8 @@ def petals_num_blocks(instance: ChainInstance, options: PetalsOptions) -> np.nda
     m = np.floor((instance.memory_gb - options.autograd_gb) / per_block + 1e-9).astype(np.int64)
     m = np.clip(m, 0, instance.num_blocks)
     if options.low_perf_block_cap is not None:
-        slow = instance.compute_time_s > np.median(instance.compute_time_s)
-        m = np.where(slow, np.minimum(m, options.low_perf_block_cap), m)
+        low = instance.memory_gb < instance.memory_gb.max() * (1 - 1e-9)
+        m = np.where(low, np.minimum(m, options.low_perf_block_cap), m)
     return m
 
 

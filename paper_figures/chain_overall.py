@@ -13,7 +13,7 @@ CONFIGS = ["experiments/configs/chain_overall.toml"]
 METHODS = ["proposed", "PETALS", "BPRR"]
 
 
-def plot(rows: pd.DataFrame, out_dir: Path) -> list[Path]:
+def plot(rows: pd.DataFrame, out_dir: Path, name: str = NAME) -> list[Path]:
     rows = ok_rows(rows)
     stats = summarise(rows, ["label", "J", "eta"], "mean_response_s")
     etas = sorted(stats["eta"].unique())
@@ -21,7 +21,7 @@ def plot(rows: pd.DataFrame, out_dir: Path) -> list[Path]:
     fig, axes = plt.subplots(2, max(len(etas), len(js)), figsize=(3.2 * max(len(etas), len(js)), 6), squeeze=False)
     for i, eta in enumerate(etas):
         ax = axes[0][i]
-        for k, m in enumerate(METHODS):
+        for k, m in enumerate(m for m in METHODS if m in set(stats["label"])):
             s = stats[(stats["label"] == m) & (stats["eta"] == eta)].sort_values("J")
             ax.errorbar(s["J"], s["mean"], yerr=s["std"], marker="os^"[k], capsize=2, label=m)
         ax.set_title(f"eta = {eta:g}", fontsize=9)
@@ -30,7 +30,7 @@ def plot(rows: pd.DataFrame, out_dir: Path) -> list[Path]:
         ax.set_ylabel("mean response time (s)")
     for i, J in enumerate(js):
         ax = axes[1][i]
-        for k, m in enumerate(METHODS):
+        for k, m in enumerate(m for m in METHODS if m in set(stats["label"])):
             s = stats[(stats["label"] == m) & (stats["J"] == J)].sort_values("eta")
             ax.errorbar(s["eta"], s["mean"], yerr=s["std"], marker="os^"[k], capsize=2, label=m)
         ax.set_title(f"J = {J}", fontsize=9)
@@ -43,4 +43,4 @@ def plot(rows: pd.DataFrame, out_dir: Path) -> list[Path]:
     for m in ("PETALS", "BPRR"):
         if m in wide and "proposed" in wide:
             wide[f"reduction_vs_{m}"] = 1 - wide["proposed"] / wide[m]
-    return save_figure(fig, out_dir, NAME, wide)
+    return save_figure(fig, out_dir, name, wide)
