@@ -40,6 +40,7 @@ from typing import Any
 import numpy as np
 import pyomo.environ as pyo
 import scipy.optimize as so
+import scipy.sparse as sp
 
 from formulations.chain_paths import (
     Segment,
@@ -309,8 +310,6 @@ def _solve_lp_duals(model: pyo.ConcreteModel) -> tuple[float, np.ndarray, dict[s
     A = lp.A.tocsr()
     ub_rows = np.flatnonzero(np.isfinite(lp.row_ub))
     lb_rows = np.flatnonzero(np.isfinite(lp.row_lb))
-    import scipy.sparse as sp
-
     A_ub = sp.vstack([A[ub_rows], -A[lb_rows]]).tocsr()
     b_ub = np.concatenate([lp.row_ub[ub_rows], -lp.row_lb[lb_rows]])
     bounds = list(zip(lp.col_lb, np.where(np.isinf(lp.col_ub), None, lp.col_ub), strict=True))
