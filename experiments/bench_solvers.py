@@ -27,16 +27,16 @@ import pandas as pd
 
 from experiments.config import (
     Key,
-    _check_table,
-    _pos_int,
-    _pos_number,
-    _problem,
-    _read_toml,
-    _seeds,
-    _str,
-    _str_list,
-    _table,
-    _text,
+    check_table,
+    nonempty_str,
+    positive_int,
+    positive_number,
+    problem_name,
+    read_toml,
+    seed_list,
+    str_list,
+    text_str,
+    toml_table,
 )
 from experiments.lp_io import capture_lp, read_lp
 from serveplan.errors import InputError
@@ -59,20 +59,20 @@ def _sizes(v: Any) -> tuple[dict[str, Any], ...]:
 
 
 SUITE_KEYS = {
-    "name": Key(_str, True),
-    "description": Key(_text),
-    "time_limit_s": Key(_pos_number),
-    "threads": Key(_pos_int),
-    "backends": Key(_str_list),
-    "seeds": Key(_seeds),
+    "name": Key(nonempty_str, True),
+    "description": Key(text_str),
+    "time_limit_s": Key(positive_number),
+    "threads": Key(positive_int),
+    "backends": Key(str_list),
+    "seeds": Key(seed_list),
     "gap_checkpoints_s": Key(_checkpoints),
 }
 INSTANCE_KEYS = {
-    "problem": Key(_problem, True),
-    "family": Key(_str, True),
-    "method": Key(_str, True),
-    "params": Key(_table),
-    "options": Key(_table),
+    "problem": Key(problem_name, True),
+    "family": Key(nonempty_str, True),
+    "method": Key(nonempty_str, True),
+    "params": Key(toml_table),
+    "options": Key(toml_table),
     "sizes": Key(_sizes),
 }
 
@@ -112,15 +112,15 @@ def load_suite(name: str) -> BenchSuite:
     """Read and validate a suite (unknown keys rejected with suggestions, like experiment configs)."""
     path = suite_path(name)
     source = str(path)
-    data = _read_toml(path)
-    top = _check_table(data, {"suite": Key(_table, True), "instances": Key(lambda v: v)}, "", source)
-    suite = _check_table(top["suite"], SUITE_KEYS, "suite", source)
+    data = read_toml(path)
+    top = check_table(data, {"suite": Key(toml_table, True), "instances": Key(lambda v: v)}, "", source)
+    suite = check_table(top["suite"], SUITE_KEYS, "suite", source)
     raw = top.get("instances", [])
     if not isinstance(raw, list) or not all(isinstance(x, dict) for x in raw):
         raise InputError("expected [[instances]] tables", source=source, field="instances")
     instances = []
     for i, entry in enumerate(raw):
-        inst = _check_table(entry, INSTANCE_KEYS, f"instances[{i}]", source)
+        inst = check_table(entry, INSTANCE_KEYS, f"instances[{i}]", source)
         instances.append(inst)
     return BenchSuite(
         name=suite["name"],

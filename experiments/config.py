@@ -40,53 +40,62 @@ _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
 # --------------------------------------------------------------------------------------------------
-# Value checkers: each returns the normalised value or raises ValueError with the reason.
+# Value checkers (shared with other TOML schemas, e.g. bench suites): each returns the normalised
+# value or raises ValueError with the reason.
 
 
-def _str(v: Any) -> str:
+def nonempty_str(v: Any) -> str:
+    """A non-empty string."""
     if not isinstance(v, str) or not v:
         raise ValueError("expected a non-empty string")
     return v
 
 
-def _name(v: Any) -> str:
-    v = _str(v)
+def name_str(v: Any) -> str:
+    """A name usable as a folder name."""
+    v = nonempty_str(v)
     if not _NAME_RE.match(v):
         raise ValueError("expected a name of letters, digits, '_', '-' and '.' (it names a results folder)")
     return v
 
 
-def _text(v: Any) -> str:
+def text_str(v: Any) -> str:
+    """Any string."""
     if not isinstance(v, str):
         raise ValueError("expected a string")
     return v
 
 
-def _pos_number(v: Any) -> float:
+def positive_number(v: Any) -> float:
+    """A finite number > 0."""
     if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v) or v <= 0:
         raise ValueError("expected a positive number")
     return float(v)
 
 
-def _nonneg_number(v: Any) -> float:
+def nonnegative_number(v: Any) -> float:
+    """A finite number >= 0."""
     if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v) or v < 0:
         raise ValueError("expected a number >= 0")
     return float(v)
 
 
-def _pos_int(v: Any) -> int:
+def positive_int(v: Any) -> int:
+    """An integer > 0 (booleans refused)."""
     if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
         raise ValueError("expected a positive integer")
     return v
 
 
-def _table(v: Any) -> dict[str, Any]:
+def toml_table(v: Any) -> dict[str, Any]:
+    """A TOML table (a dict)."""
     if not isinstance(v, dict):
         raise ValueError("expected a table")
     return dict(v)
 
 
-def _str_list(v: Any) -> tuple[str, ...]:
+def str_list(v: Any) -> tuple[str, ...]:
+    """A list of distinct non-empty strings."""
     if not isinstance(v, list) or not all(isinstance(x, str) and x for x in v):
         raise ValueError("expected a list of non-empty strings")
     if len(set(v)) != len(v):
@@ -94,7 +103,8 @@ def _str_list(v: Any) -> tuple[str, ...]:
     return tuple(v)
 
 
-def _seeds(v: Any) -> tuple[int, ...]:
+def seed_list(v: Any) -> tuple[int, ...]:
+    """Seeds: a count n (seeds 0..n-1) or a list of distinct integers >= 0."""
     if isinstance(v, int) and not isinstance(v, bool):
         if v <= 0:
             raise ValueError("a seed count must be positive")
@@ -106,17 +116,19 @@ def _seeds(v: Any) -> tuple[int, ...]:
     raise ValueError("expected a seed count (positive integer) or a non-empty list of integers >= 0")
 
 
-def _problem(v: Any) -> str:
-    v = _str(v)
+def problem_name(v: Any) -> str:
+    """One of serveplan's problems."""
+    v = nonempty_str(v)
     if v not in PROBLEMS:
         raise ValueError(f"expected one of {', '.join(PROBLEMS)}")
     return v
 
 
-def _backend(v: Any) -> str:
+def backend_name(v: Any) -> str:
+    """A solver backend name (available or not)."""
     from serveplan.solvers import BACKENDS
 
-    v = _str(v)
+    v = nonempty_str(v)
     if v not in BACKENDS:
         close = difflib.get_close_matches(v, list(BACKENDS), n=1)
         raise ValueError(f"unknown backend; {'did you mean ' + repr(close[0]) if close else 'choose one of'} "
@@ -134,37 +146,42 @@ class Key:
 
 
 EXPERIMENT_KEYS = {
-    "name": Key(_name, True, "names the results folder results/<name>/"),
-    "problem": Key(_problem, True, "chain or alpaserve"),
-    "description": Key(_text, False, "free text"),
-    "seeds": Key(_seeds, False, "count (0..n-1) or list of seeds; default 1"),
-    "metrics": Key(_str_list, False, "metrics `serveplan show` and figures look at first"),
-    "figures": Key(_str_list, False, "paper_figures modules drawn after the run"),
-    "plugins": Key(_str_list, False, "modules imported before running (they register methods/families)"),
+    "name": Key(name_str, True, "names the results folder results/<name>/"),
+    "problem": Key(problem_name, True, "chain or alpaserve"),
+    "description": Key(text_str, False, "free text"),
+    "seeds": Key(seed_list, False, "count (0..n-1) or list of seeds; default 1"),
+    "metrics": Key(str_list, False, "metrics `serveplan show` and figures look at first"),
+    "figures": Key(str_list, False, "paper_figures modules drawn after the run"),
+    "plugins": Key(str_list, False, "modules imported before running (they register methods/families)"),
 }
-INSTANCE_KEYS = {"family": Key(_str, True, "registered instance family"), "params": Key(_table)}
-GRID_KEYS = {"product": Key(_table), "zip": Key(_table)}
+INSTANCE_KEYS = {"family": Key(nonempty_str, True, "registered instance family"), "params": Key(toml_table)}
+GRID_KEYS = {"product": Key(toml_table), "zip": Key(toml_table)}
 BUDGET_TABLE_KEYS = {
-    "backend": Key(_backend),
-    "time_limit_s": Key(_pos_number),
-    "threads": Key(_pos_int),
-    "rel_gap": Key(_nonneg_number),
+    "backend": Key(backend_name),
+    "time_limit_s": Key(positive_number),
+    "threads": Key(positive_int),
+    "rel_gap": Key(nonnegative_number),
 }
-METHOD_KEYS = {"name": Key(_str, True), "label": Key(_str), "options": Key(_table), **BUDGET_TABLE_KEYS}
-EVALUATOR_KEYS = {"name": Key(_str, True), "params": Key(_table)}
+METHOD_KEYS = {
+    "name": Key(nonempty_str, True),
+    "label": Key(nonempty_str),
+    "options": Key(toml_table),
+    **BUDGET_TABLE_KEYS,
+}
+EVALUATOR_KEYS = {"name": Key(nonempty_str, True), "params": Key(toml_table)}
 EXPERIMENT_TOP = {
-    "experiment": Key(_table, True),
-    "instance": Key(_table, True),
-    "grid": Key(_table),
-    "budget": Key(_table),
+    "experiment": Key(toml_table, True),
+    "instance": Key(toml_table, True),
+    "grid": Key(toml_table),
+    "budget": Key(toml_table),
     "methods": Key(lambda v: v, True),
-    "evaluator": Key(_table),
+    "evaluator": Key(toml_table),
 }
 SUITE_KEYS = {
-    "name": Key(_name, True),
-    "description": Key(_text),
-    "include": Key(_str_list, True, "experiment config files, relative to this file"),
-    "figures": Key(_str_list),
+    "name": Key(name_str, True),
+    "description": Key(text_str),
+    "include": Key(str_list, True, "experiment config files, relative to this file"),
+    "figures": Key(str_list),
 }
 
 
@@ -175,7 +192,7 @@ def _suggest(word: str, choices: list[str]) -> str | None:
     return f"valid keys: {', '.join(choices)}" if choices else None
 
 
-def _check_table(data: dict[str, Any], schema: dict[str, Key], path: str, source: str) -> dict[str, Any]:
+def check_table(data: dict[str, Any], schema: dict[str, Key], path: str, source: str) -> dict[str, Any]:
     """Check one table against its schema; returns the normalised values of the keys present."""
     out: dict[str, Any] = {}
     for key, value in data.items():
@@ -317,7 +334,8 @@ def resolve_config_path(path: str | Path) -> Path:
     return alt if alt.exists() else p
 
 
-def _read_toml(path: Path) -> dict[str, Any]:
+def read_toml(path: Path) -> dict[str, Any]:
+    """Parse a TOML file; a missing file or a syntax error is an :class:`InputError` naming the file."""
     if not path.exists():
         raise InputError("config file not found", source=str(path))
     try:
@@ -344,13 +362,13 @@ def load_config(path: str | Path, *, check_names: bool = True) -> ExperimentConf
         Naming the file, the key path, the offending value and a suggestion.
     """
     path = resolve_config_path(path)
-    data = _read_toml(path)
+    data = read_toml(path)
     source = str(path)
     if "suite" in data:
         extra = [k for k in data if k != "suite"]
         if extra:
             raise InputError("a suite config holds only the [suite] table", source=source, field=extra[0])
-        suite = _check_table(_table(data["suite"]), SUITE_KEYS, "suite", source)
+        suite = check_table(toml_table(data["suite"]), SUITE_KEYS, "suite", source)
         experiments = []
         for i, inc in enumerate(suite["include"]):
             inc_path = path.parent / inc
@@ -374,11 +392,11 @@ def load_config(path: str | Path, *, check_names: bool = True) -> ExperimentConf
 
 
 def _experiment_from_dict(data: dict[str, Any], source: str, check_names: bool) -> ExperimentConfig:
-    top = _check_table(data, EXPERIMENT_TOP, "", source)
-    exp = _check_table(top["experiment"], EXPERIMENT_KEYS, "experiment", source)
-    inst = _check_table(top["instance"], INSTANCE_KEYS, "instance", source)
-    grid = _check_table(top.get("grid", {}), GRID_KEYS, "grid", source)
-    budget = _check_table(top.get("budget", {}), BUDGET_TABLE_KEYS, "budget", source)
+    top = check_table(data, EXPERIMENT_TOP, "", source)
+    exp = check_table(top["experiment"], EXPERIMENT_KEYS, "experiment", source)
+    inst = check_table(top["instance"], INSTANCE_KEYS, "instance", source)
+    grid = check_table(top.get("grid", {}), GRID_KEYS, "grid", source)
+    budget = check_table(top.get("budget", {}), BUDGET_TABLE_KEYS, "budget", source)
     instance_params = inst.get("params", {})
 
     product = _check_axes(grid.get("product", {}), "grid.product", source)
@@ -417,7 +435,7 @@ def _experiment_from_dict(data: dict[str, Any], source: str, check_names: bool) 
         raise InputError("expected one or more [[methods]] tables", source=source, field="methods")
     methods = []
     for i, raw in enumerate(methods_raw):
-        m = _check_table(raw, METHOD_KEYS, f"methods[{i}]", source)
+        m = check_table(raw, METHOD_KEYS, f"methods[{i}]", source)
         methods.append(
             MethodSpec(
                 name=m["name"],
@@ -443,7 +461,7 @@ def _experiment_from_dict(data: dict[str, Any], source: str, check_names: bool) 
     evaluator = None
     evaluator_params: dict[str, Any] = {}
     if "evaluator" in top:
-        ev = _check_table(top["evaluator"], EVALUATOR_KEYS, "evaluator", source)
+        ev = check_table(top["evaluator"], EVALUATOR_KEYS, "evaluator", source)
         evaluator, evaluator_params = ev["name"], ev.get("params", {})
 
     config = ExperimentConfig(
