@@ -46,6 +46,8 @@ from serveplan.chain.verify import verify
 from serveplan.errors import InputError
 from serveplan.registry import Budget, MethodResult
 
+_TRUE = ("1", "true", "yes", "on")
+
 
 @dataclass(frozen=True)
 class CgBpResult:
@@ -247,6 +249,7 @@ def solve_bprr(instance: ChainInstance, budget: Budget, param: str | None = None
             "R": R,
             "cg_bp_feasible": res.feasible,
             "slot_capacity": np.maximum(residual_slots(instance, res.placement), 0).tolist(),
-            "retry_quantisation": bool(budget.options.get("retry_quantisation", False)),
+            "retry_quantisation": str(budget.options.get("retry_quantisation", False)).lower()
+            in ("1", "true", "yes", "on"),
         },
     )

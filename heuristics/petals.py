@@ -100,9 +100,32 @@ class PetalsOptions:
 
     @classmethod
     def from_dict(cls, options: dict) -> PetalsOptions:
-        """Options from a budget's ``options`` (unknown keys are ignored by the caller's choice)."""
-        names = set(cls.__dataclass_fields__)
-        return cls(**{k: v for k, v in options.items() if k in names})
+        """Options from a budget's ``options`` (keys of other methods are ignored; CLI strings are converted)."""
+        kinds = {
+            "cache_tokens": int,
+            "max_length": int,
+            "autograd_gb": float,
+            "low_perf_block_cap": int,
+            "selection": str,
+            "rebalance": bool,
+            "max_rebalance_rounds": int,
+            "alloc_penalty_s": float,
+            "mean_output_tokens": float,
+        }
+        values = {}
+        for key, kind in kinds.items():
+            if key not in options or options[key] is None:
+                continue
+            raw = options[key]
+            try:
+                if kind is bool:
+                    value = raw if isinstance(raw, bool) else str(raw).lower() in ("1", "true", "yes", "on")
+                else:
+                    value = kind(raw)
+            except (TypeError, ValueError):
+                raise InputError(f"must be {kind.__name__}", field=f"options.{key}", value=raw) from None
+            values[key] = value
+        return cls(**values)
 
 
 def petals_num_blocks(instance: ChainInstance, options: PetalsOptions) -> np.ndarray:

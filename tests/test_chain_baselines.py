@@ -244,3 +244,50 @@ def test_milp_bprr_method_registered_and_verified():
     assert r.status == "optimal" and r.verified
     assert sum(r.solution.capacities) == 2
     assert r.objective == pytest.approx(brute_force_bprr(i, 2), rel=1e-6)
+
+
+def test_simulate_cli_end_to_end(tmp_path, capsys):
+    import argparse
+    import json
+
+    from serveplan.chain.simulate_cli import register_simulate
+
+    i = inst(
+        [40.0, 40.0, 20.0, 20.0, 20.0],
+        [1.0, 1.2, 0.9, 1.1, 1.3],
+        [0.02, 0.02, 0.035, 0.035, 0.035],
+        L=32,
+        s_m=0.4375,
+        s_c=0.0336,
+        lam=2.0,
+    )
+    path = tmp_path / "inst.json"
+    i.save_json(path)
+    parser = argparse.ArgumentParser()
+    register_simulate(parser.add_subparsers())
+    records = tmp_path / "records.csv"
+    args = parser.parse_args(
+        [
+            "chain",
+            "--instance",
+            str(path),
+            "--method",
+            "bprr",
+            "-o",
+            "R=2",
+            "--num-requests",
+            "300",
+            "--json",
+            "--records",
+            str(records),
+        ]
+    )
+    assert args.func(args) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["method"] == "bprr" and out["sim_requests"] == 270
+    data = np.loadtxt(records, delimiter=",", skiprows=1)
+    assert data.shape == (300, 4)
+    np.testing.assert_array_less(data[:, 0] - 1e-12, data[:, 1])
+    args = parser.parse_args(["chain", "--instance", str(path), "--num-requests", "300", "--load", "0.5"])
+    assert args.func(args) == 0
+    assert "Theorem 3.7 bounds" in capsys.readouterr().out

@@ -214,15 +214,10 @@ def simulate_solution(
     return res, extras
 
 
-@register_evaluator("chain", "simulate", summary="discrete-event simulation: response/waiting/service statistics")
-def simulate_evaluator(
-    instance: ChainInstance, result: MethodResult, params: dict[str, Any], seed: int
-) -> dict[str, float]:
-    """Simulate the method's solution; metrics as in the module docstring (empty when there is no solution)."""
-    if result.solution is None:
-        return {}
-    res, extras = simulate_solution(instance, result, params, seed)
-    m = res.metrics(extras.pop("warmup"))
+def summarise_records(res: SimulationResult, extras: dict[str, float]) -> dict[str, float]:
+    """The ``simulate`` evaluator's metrics from simulated records and :func:`simulate_solution`'s extras."""
+    extras = dict(extras)
+    m = res.metrics(extras.pop("warmup", 0.0))
     out: dict[str, float] = {"sim_requests": m["num_requests"], **extras}
     for what in ("response", "waiting"):
         for stat in ("mean", "median", "p95", "p99", "max"):
@@ -231,6 +226,17 @@ def simulate_evaluator(
         out[f"{stat}_service_s"] = m[f"service_{stat}"]
     out["service_share"] = m["service_mean"] / m["response_mean"] if m["response_mean"] > 0 else float("nan")
     return out
+
+
+@register_evaluator("chain", "simulate", summary="discrete-event simulation: response/waiting/service statistics")
+def simulate_evaluator(
+    instance: ChainInstance, result: MethodResult, params: dict[str, Any], seed: int
+) -> dict[str, float]:
+    """Simulate the method's solution; metrics as in the module docstring (empty when there is no solution)."""
+    if result.solution is None:
+        return {}
+    res, extras = simulate_solution(instance, result, params, seed)
+    return summarise_records(res, extras)
 
 
 # ---------------------------------------------------------------------------------------------------
