@@ -7,7 +7,7 @@ import textwrap
 
 import pytest
 
-from experiments.config import ExperimentConfig, SuiteConfig, load_config
+from experiments.config import ExperimentConfig, SuiteConfig, experiments_of, load_config
 from experiments.grid import expand_cases, grid_points
 from serveplan.cli import main
 from serveplan.errors import InputError
@@ -189,3 +189,17 @@ def test_cli_prints_one_line_and_exits_2(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1
     assert str(path) in err and "methods[1].time_limt_s" in err and "did you mean 'time_limit_s'" in err
+
+
+def test_every_shipped_config_and_figure_module_validates():
+    from experiments.figures import figure_configs, list_figures, load_figure
+    from serveplan.paths import REPO_ROOT
+
+    configs = sorted((REPO_ROOT / "experiments" / "configs").glob("*.toml"))
+    assert any(p.name == "quickstart.toml" for p in configs)
+    for path in configs:
+        for exp in experiments_of(load_config(path)):
+            assert expand_cases(exp), path
+    for fig in list_figures():
+        module = load_figure(fig.name)
+        assert callable(module.plot) and figure_configs(module), fig.name
