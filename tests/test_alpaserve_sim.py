@@ -308,3 +308,11 @@ def test_simulator_invariants(seed, batch, dispatch):
     assert r.group_requests.sum() == routed.sum()
     assert not r.good[~routed].any()
     assert r.model_good.sum() == r.good.sum() and 0.0 <= r.attainment <= 1.0
+
+
+@pytest.mark.slow
+def test_s3_scale_kernel_equals_reference():
+    from serveplan.alpaserve.bench import bench_simulator
+
+    rows = bench_simulator(sizes=(200_000,), reference_requests=50_000)
+    assert all(r["agrees_with_reference"] for r in rows if r["kind"] == "throughput")
