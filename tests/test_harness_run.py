@@ -167,6 +167,10 @@ def test_resume_after_kill(plugin_dir, tmp_path, capsys):
     table = pd.read_csv(results / "slow" / "results.csv")
     assert set(table["case_id"]) == expected and len(table) == len(expected)
     assert not list(cases_dir.glob(".*.tmp"))
+    # Rows from the killed local-process run and the resumed serial run equal a fresh serial run's.
+    run_experiment(load_config(cfg), SerialExecutor(), root=tmp_path / "serial")
+    fresh = ResultStore(tmp_path / "serial").load()[STABLE].sort_values("case_id", ignore_index=True)
+    pd.testing.assert_frame_equal(table[STABLE].sort_values("case_id", ignore_index=True), fresh)
 
 
 def test_dask_matches_local(plugin_dir, tmp_path):
@@ -184,17 +188,6 @@ def test_dask_matches_local(plugin_dir, tmp_path):
     assert summary.ran == 16 and summary.errors == 0
     a = ResultStore(tmp_path / "serial").load()[STABLE].sort_values("case_id", ignore_index=True)
     b = ResultStore(tmp_path / "dask").load()[STABLE].sort_values("case_id", ignore_index=True)
-    pd.testing.assert_frame_equal(a, b)
-
-
-def test_local_processes_match_serial(plugin_dir, tmp_path):
-    cfg = tmp_path / "l.toml"
-    cfg.write_text(config_text("local"))
-    results = tmp_path / "res"
-    assert main(["run", str(cfg), "--workers", "2", "--quiet", "--results", str(results)]) == 0
-    run_experiment(load_config(cfg), SerialExecutor(), root=tmp_path / "serial")
-    a = ResultStore(results / "local").load()[STABLE].sort_values("case_id", ignore_index=True)
-    b = ResultStore(tmp_path / "serial").load()[STABLE].sort_values("case_id", ignore_index=True)
     pd.testing.assert_frame_equal(a, b)
 
 
@@ -223,6 +216,8 @@ def test_show_summarises_over_seeds(plugin_dir, tmp_path, capsys):
     fill = table[(table["label"] == "largest") & (table["evaluator.scale"] == 1)]["fill"]
     assert f"{fill.mean():.4g} ± {fill.std():.2g}" in out
     assert "== showexp (8 rows)" in out
+    assert main(["run", str(cfg), "--dry-run", "--results", str(tmp_path / "res")]) == 0
+    assert "1 grid points x 2 seeds x 2 methods -> 8 cases, 8 finished, 0 to run" in capsys.readouterr().out
 
 
 def test_result_without_solution_is_a_row_not_an_error(plugin_dir, tmp_path):

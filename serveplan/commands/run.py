@@ -28,6 +28,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--results", type=Path, help="results folder (default: $SERVEPLAN_RESULTS or ./results)")
     p.add_argument("--no-figures", action="store_true", help="do not draw the config's figures")
     p.add_argument("--quiet", action="store_true", help="no progress bar, summary only")
+    p.add_argument("--dry-run", action="store_true", help="count cases (total, finished, to run); run none")
     p.set_defaults(func=run)
 
 
@@ -48,6 +49,8 @@ def run(args: argparse.Namespace) -> int:
         args.limit_cases = int(os.environ["SERVEPLAN_LIMIT_CASES"])
     config = load_config(args.config)
     root = args.results or results_dir()
+    if args.dry_run:
+        return _dry_run(config, root, args.limit_cases, args.force)
     progress = not args.quiet and sys.stderr.isatty()
     summaries = run_config(
         config,
@@ -74,3 +77,19 @@ def run(args: argparse.Namespace) -> int:
         for path in draw_figures(list(config.figures), out_dir=root / "figures", results_root=root, run_missing=False):
             print(f"figure: {path}")
     return 1 if failed else 0
+
+
+def _dry_run(config, root: Path, limit_cases: int | None, force: bool) -> int:
+    from experiments.config import experiments_of
+    from experiments.grid import expand_cases, grid_points
+    from experiments.store import ResultStore
+
+    for exp in experiments_of(config):
+        cases = expand_cases(exp)[:limit_cases]
+        done = set() if force else ResultStore(root / exp.name).finished_ids()
+        finished = sum(c.case_id in done for c in cases)
+        print(
+            f"{exp.name}: {len(grid_points(exp))} grid points x {len(exp.seeds)} seeds x {len(exp.methods)} methods"
+            f" -> {len(cases)} cases, {finished} finished, {len(cases) - finished} to run -> {root / exp.name}"
+        )
+    return 0
