@@ -217,7 +217,7 @@ def test_show_summarises_over_seeds(plugin_dir, tmp_path, capsys):
     assert f"{fill.mean():.4g} ± {fill.std():.2g}" in out
     assert "== showexp (8 rows)" in out
     assert main(["run", str(cfg), "--dry-run", "--results", str(tmp_path / "res")]) == 0
-    assert "1 grid points x 2 seeds x 2 methods -> 8 cases, 8 finished, 0 to run" in capsys.readouterr().out
+    assert "2 grid points x 2 seeds x 2 methods -> 8 cases, 8 finished, 0 to run" in capsys.readouterr().out
 
 
 def test_result_without_solution_is_a_row_not_an_error(plugin_dir, tmp_path):
