@@ -26,8 +26,8 @@ class Executor(Protocol):
         """Yield ``(item, fn(item))`` (or ``(item, exception)``) in completion order."""
         ...
 
-    def close(self) -> None:
-        """Release workers."""
+    def close(self, wait: bool = True) -> None:
+        """Release workers (``wait=False``: do not wait for running work, e.g. after an interrupt)."""
         ...
 
 
@@ -44,7 +44,7 @@ class SerialExecutor:
             except Exception as exc:
                 yield item, exc
 
-    def close(self) -> None:
+    def close(self, wait: bool = True) -> None:
         """Nothing to release."""
 
 
@@ -80,10 +80,10 @@ class LocalExecutor:
             for fut in futures:
                 fut.cancel()
 
-    def close(self) -> None:
+    def close(self, wait: bool = True) -> None:
         """Shut the pool down (cancelling queued work)."""
         if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool.shutdown(wait=wait, cancel_futures=True)
             self._pool = None
 
 
@@ -143,7 +143,7 @@ class DaskExecutor:
             for fut in futures:
                 fut.cancel()
 
-    def close(self) -> None:
+    def close(self, wait: bool = True) -> None:
         """Close the client (and the local cluster, if started here)."""
         self.client.close()
         if self.cluster is not None:

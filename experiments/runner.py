@@ -302,12 +302,15 @@ def run_config(
     base = results_root or results_dir()
     ex = make_executor(executor, workers=workers, scheduler=scheduler)
     try:
-        return [
+        summaries = [
             run_experiment(exp, ex, force=force, limit_cases=limit_cases, progress=progress, root=base / exp.name)
             for exp in experiments_of(config)
         ]
-    finally:
-        ex.close()
+    except BaseException:
+        ex.close(wait=False)  # interrupted: finished rows are stored; do not wait for running cases
+        raise
+    ex.close()
+    return summaries
 
 
 def missing_cases(config: ExperimentConfig, results_root: Path | None = None) -> int:
