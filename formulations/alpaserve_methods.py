@@ -13,8 +13,12 @@ simulated SLO attainment. docs/formulations_alpaserve.md states what each optimi
 ``ilp:capacity``        The reference ``mp-ilp`` (capacity per rate, pure-pipeline groups of 1/2/4/8 GPUs).
 ``ilp:sr_capacity``     The reference ``sr-ilp`` (capacity per rate, 1-GPU groups).
 
-Options (``budget.options``): ``window_s``, ``max_windows``, ``utilisation`` (window); ``max_requests``,
-``num_slots``, ``eps_s`` (trace).
+Options (``budget.options``): ``window_s``, ``max_windows``, ``utilisation``, ``space`` ("slots" or
+"partitions"), ``replica_bonus``, ``fill`` (window); ``max_requests``, ``num_slots``, ``eps_s`` (trace).
+
+``milp:window`` (fluid mode) decodes the MILP's groups and hosted models, then fills the memory those groups
+have left with the fast greedy (more replicas never lower the fluid objective; ``fill=false`` turns it off);
+``info["unfilled_train_attainment"]`` is the attainment of the MILP's placement before the fill.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from collections.abc import Callable
 from typing import Any
 
 from formulations import alpaserve_capacity, alpaserve_trace, alpaserve_window
+from heuristics.alpaserve_greedy import SelectionContext, WorkingPlacement, fast_greedy
 from serveplan.alpaserve.cluster import Placement
 from serveplan.alpaserve.simulator import Simulator
 from serveplan.alpaserve.verify import verify
@@ -77,6 +82,7 @@ def solve_and_decode(
     )
     if res.status.has_solution:
         decoded = decode(model)
+        info.update(extra or {})  # the decoder may have added to ``extra``
         if isinstance(decoded, tuple):
             placement, dropped = decoded
             info["repaired_replicas_dropped"] = dropped
@@ -133,6 +139,17 @@ def _m_trace_offline(instance, budget: Budget, param: str | None) -> MethodResul
     return _trace(instance, budget, "offline", "milp:trace_offline")
 
 
+def fill_memory(instance, placement: Placement) -> Placement:
+    """Add replicas to the decoded groups with the fast greedy until no model fits (groups and configs kept)."""
+    configs = [g.config for g in placement.groups]
+    ctx = SelectionContext(instance, Simulator(instance, instance.train))
+    start = WorkingPlacement.empty(configs)
+    for gi, g in enumerate(placement.groups):
+        for i in g.models:
+            start.add(gi, i, ctx.weights(g.config)[i])
+    return fast_greedy(ctx, configs, start).placement
+
+
 def _window(instance, budget: Budget, mode: str, name: str) -> MethodResult:
     t0 = time.perf_counter()
     model = alpaserve_window.build_model(
@@ -141,12 +158,22 @@ def _window(instance, budget: Budget, mode: str, name: str) -> MethodResult:
         window_s=_opt(budget, "window_s", float, None),
         max_windows=_opt(budget, "max_windows", int, 12),
         utilisation=_opt(budget, "utilisation", float, 1.0),
+        replica_bonus=_opt(budget, "replica_bonus", float, 0.0),
+        space=str(budget.options.get("space", "slots")),
     )
-    extra = {"mode": mode, "window_s": model.window_s, "num_windows": len(model.windows)}
-    units = "fluid requests served (+ replica bonus)" if mode == "fluid" else "fluid requests served (upper bound)"
-    return solve_and_decode(
-        name, instance, model, budget, lambda m: alpaserve_window.decode(instance, m), units, t0, extra
-    )
+    fill = str(budget.options.get("fill", mode == "fluid")).lower() in ("1", "true", "yes", "on")
+    extra: dict[str, Any] = {"mode": mode, "window_s": model.window_s, "num_windows": len(model.windows), "fill": fill}
+    units = "fluid requests served" if mode == "fluid" else "fluid requests served (upper bound)"
+
+    def decode(m):
+        placement = alpaserve_window.decode(instance, m)
+        if not fill:
+            return placement
+        extra["unfilled_train_attainment"] = Simulator(instance, instance.train).run(placement).attainment
+        extra["unfilled_placement"] = placement.to_dict()
+        return fill_memory(instance, placement)
+
+    return solve_and_decode(name, instance, model, budget, decode, units, t0, extra)
 
 
 @register("alpaserve", "milp:window", kind="exact", summary="Window (fluid) MILP: scalable decision model")
