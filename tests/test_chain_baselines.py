@@ -291,3 +291,76 @@ def test_simulate_cli_end_to_end(tmp_path, capsys):
     args = parser.parse_args(["chain", "--instance", str(path), "--num-requests", "300", "--load", "0.5"])
     assert args.func(args) == 0
     assert "Theorem 3.7 bounds" in capsys.readouterr().out
+
+
+def reference_paths(arrival, sizes, comm, compute, cap, router):
+    """Plain loop of the path simulator's semantics (scan waiting requests in order, start each that fits)."""
+    import heapq
+
+    n, J = len(arrival), len(cap)
+    state = ServerState(np.array(cap), np.zeros(J, dtype=np.int64), np.zeros(J, dtype=np.int64), [{} for _ in cap])
+    start, finish = np.full(n, np.nan), np.full(n, np.nan)
+    routes, pending, events, i = {}, [], [], 0
+
+    def scan(now):
+        still = []
+        for q in pending:
+            r = routes[q]
+            if r.not_before_s <= now and all(
+                state.used[j] + b <= cap[j] for j, b in zip(r.servers, r.blocks, strict=True)
+            ):
+                for j, b in zip(r.servers, r.blocks, strict=True):
+                    state.used[j] += b
+                    state.holders[j][q] = (b, now + router.estimated_service_s(r))
+                start[q] = now
+                finish[q] = now + sizes[q] * sum(
+                    comm[j] + compute[j] * b for j, b in zip(r.servers, r.blocks, strict=True)
+                )
+                heapq.heappush(events, (finish[q], 0, q))
+            else:
+                still.append(q)
+        pending[:] = still
+
+    while i < n or events:
+        if events and (i >= n or events[0][0] <= arrival[i]):
+            t, kind, q = heapq.heappop(events)
+            if kind == 0:
+                for j, b in zip(routes[q].servers, routes[q].blocks, strict=True):
+                    state.used[j] -= b
+                    state.assigned[j] -= b
+                    del state.holders[j][q]
+            scan(t)
+            continue
+        r = router.route(arrival[i], i, state)
+        routes[i] = r
+        est = max(arrival[i], r.not_before_s) + router.estimated_service_s(r)
+        for j, b in zip(r.servers, r.blocks, strict=True):
+            state.assigned[j] += b
+            state.holders[j][i] = (b, est)
+        pending.append(i)
+        if r.not_before_s > arrival[i]:
+            heapq.heappush(events, (r.not_before_s, 1, i))
+        scan(arrival[i])
+        i += 1
+    return start, finish
+
+
+@pytest.mark.parametrize("routing", ["petals", "ws_rr"])
+def test_path_simulator_equals_plain_loop_under_overload(routing):
+    # small cache pools and a high rate: dozens of requests wait, exercising the vectorised scan
+    i = inst([6.0, 6.0, 4.0, 4.0, 4.0], [0.5, 0.6, 0.7, 0.8, 0.4], [0.1, 0.1, 0.2, 0.2, 0.3], L=4, lam=3.0)
+    rng = np.random.default_rng(4)
+    arrival = np.cumsum(rng.exponential(1 / 3.0, 600))
+    sizes = rng.exponential(1.0, 600)
+    if routing == "petals":
+        r = solve_petals(i, Budget(seed=1, options={"autograd_gb": 0.5}), None)
+        make = lambda: PetalsRouter(i, r.solution.placement, r.info["penalty_s"])  # noqa: E731
+    else:
+        r = solve_bprr(i, Budget(), "2")
+        make = lambda: WsRrRouter(i, r.solution.placement)  # noqa: E731
+    cap = np.asarray(r.info["slot_capacity"])
+    got = simulate_paths(arrival, sizes, i.comm_time_s, i.compute_time_s, cap, make())
+    start, finish = reference_paths(arrival, sizes, i.comm_time_s, i.compute_time_s, cap, make())
+    assert np.nanmax(got.waiting_s) > 0
+    np.testing.assert_allclose(got.start_s, start)
+    np.testing.assert_allclose(got.finish_s, finish)
