@@ -13,7 +13,7 @@ CONFIGS = ["experiments/configs/chain_trace_table.toml"]
 METHODS = ["PETALS", "BPRR", "JFFC only", "proposed"]
 METRICS = [
     "mean_response_s", "median_response_s", "p95_response_s", "p99_response_s",
-    "mean_waiting_s", "median_waiting_s", "p95_waiting_s", "max_waiting_s",
+    "mean_waiting_s", "median_waiting_s", "p95_waiting_s", "p99_waiting_s", "max_waiting_s",
     "mean_service_s", "median_service_s", "p95_service_s", "min_service_s", "max_service_s",
 ]  # fmt: skip
 

@@ -22,7 +22,7 @@ Evaluators (``fn(instance, result, params, seed) -> metrics``):
       every service time of a chain solution; 0), ``hop_overhead_s`` (added per server on the path; 0: the
       authors' service-time script uses 2.2 s per server to match measured PETALS service times).
 
-    Metrics: ``{mean,median,p95,p99,max}_{response,waiting}_s``, ``{mean,median,p95,min,max}_service_s``,
+    Metrics: ``{mean,median,p95,p99,max}_{response,waiting}_s``, ``{mean,median,p95,p99,min,max}_service_s``,
     ``service_share`` (mean service / mean response), ``sim_lambda``, ``sim_requests``, and for chain solutions
     ``load`` (lambda / nu), Theorem 3.7's ``lower_response_s`` / ``upper_response_s`` at the simulated lambda
     (inf when unstable), ``surrogate_response_s`` (sum c_k / lambda) and, when the method reports it,
@@ -222,7 +222,7 @@ def summarise_records(res: SimulationResult, extras: dict[str, float]) -> dict[s
     for what in ("response", "waiting"):
         for stat in ("mean", "median", "p95", "p99", "max"):
             out[f"{stat}_{what}_s"] = m[f"{what}_{stat}"]
-    for stat in ("mean", "median", "p95", "min", "max"):
+    for stat in ("mean", "median", "p95", "p99", "min", "max"):
         out[f"{stat}_service_s"] = m[f"service_{stat}"]
     out["service_share"] = m["service_mean"] / m["response_mean"] if m["response_mean"] > 0 else float("nan")
     return out
