@@ -1,4 +1,4 @@
-""" "JFFC only": every server that can hosts the whole model; JFFC dispatches over single-server chains.
+"""JFFC only: every server that can hosts the whole model; JFFC dispatches over single-server chains.
 
 Sun, He, Hou 2026, PETALS-based experiment (digest section 5.3). It isolates the value of splitting the model
 and reserving cache: a server j with M_j >= L s_m hosts blocks 1..L and serves
