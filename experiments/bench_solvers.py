@@ -211,8 +211,9 @@ def run_suite(
         if inst.lp is None:
             log(f"skipping {inst.name}: {inst.error}")
             continue
+        inst_rows: list[dict[str, Any]] = []
         for backend in wanted:
-            res, _ = solve_lp_in_subprocess(inst.lp, backend, time_limit_s=limit, threads=nthreads)
+            res, x = solve_lp_in_subprocess(inst.lp, backend, time_limit_s=limit, threads=nthreads)
             status = str(res.status)
             row = {
                 "instance": inst.name,
@@ -231,8 +232,10 @@ def run_suite(
                 "num_integer": int(inst.lp.integer.sum()),
                 "message": "" if status != "error" else res.message.splitlines()[0] if res.message else "",
                 "origin": json.dumps(inst.origin, sort_keys=True, default=str),
+                "max_violation": inst.lp.max_violation(x) if x is not None else None,
             }
             rows.append(row)
+            inst_rows.append(row)
             log(f"{inst.name:<48} {backend:<14} {status:<20} {res.wall_s:8.2f} s  gap {_fmt_gap(res.gap)}")
             solved_at = res.wall_s if status == "optimal" else math.inf
             for t in checkpoints:
@@ -244,6 +247,12 @@ def run_suite(
                     solved_at = min(solved_at, r.wall_s)
                 curves.append({"instance": inst.name, "backend": backend, "time_s": t, "gap": _curve_gap(r)})
             curves.append({"instance": inst.name, "backend": backend, "time_s": limit, "gap": _curve_gap(res)})
+        for warning in check_claims(inst_rows, inst.lp.maximize):
+            log(f"WARNING {inst.name}: {warning}")
+        wrong = {r["backend"] for r in inst_rows if r["status"] == "wrong_optimum"}
+        for c in curves:
+            if c["instance"] == inst.name and c["backend"] in wrong:
+                c["gap"] = 1.0
     table = pd.DataFrame(rows)
     out_dir.mkdir(parents=True, exist_ok=True)
     table.to_csv(out_dir / "runs.csv", index=False)
@@ -253,6 +262,36 @@ def run_suite(
         plot_performance_profile(table, out_dir)
         plot_gap_over_time(curve_frame, out_dir)
     return table
+
+
+def check_claims(rows: list[dict[str, Any]], maximize: bool, tol: float = 1e-6) -> list[str]:
+    """Mark claimed optima that another backend's incumbent beats (status ``wrong_optimum``).
+
+    The evidence is an incumbent that satisfies every row, bound and integrality within ``tol``
+    (checked on the vector the backend returned) and is strictly better than the claimed optimum.
+    Such a claim is not counted as solved (time to optimality inf). Returns one message per claim.
+    """
+    witnesses = [
+        r for r in rows
+        if r["objective"] is not None and r.get("max_violation") is not None and r["max_violation"] <= tol
+    ]  # fmt: skip
+    if not witnesses:
+        return []
+    best = (max if maximize else min)(witnesses, key=lambda r: r["objective"])
+    messages = []
+    for r in rows:
+        if r["status"] != "optimal" or r["objective"] is None:
+            continue
+        slack = tol * max(1.0, abs(best["objective"]))
+        beaten = best["objective"] > r["objective"] + slack if maximize else best["objective"] < r["objective"] - slack
+        if beaten:
+            r["status"] = "wrong_optimum"
+            r["time_to_opt_s"] = math.inf
+            r["message"] = (
+                f"claimed optimum {r['objective']:.6g}; {best['backend']} found a feasible {best['objective']:.6g}"
+            )
+            messages.append(f"{r['backend']} {r['message']}")
+    return messages
 
 
 def _fmt_gap(gap: float | None) -> str:
@@ -331,6 +370,7 @@ def summary_table(table: pd.DataFrame) -> pd.DataFrame:
         gaps = pd.to_numeric(sub["gap"], errors="coerce").fillna(1.0).clip(upper=1.0)
         gaps[sub["status"] == "optimal"] = 0.0
         out.append({"backend": b, "instances": len(sub), "optimal": int((sub["status"] == "optimal").sum()),
+                    "wrong_optimum": int((sub["status"] == "wrong_optimum").sum()),
                     "errors": int((sub["status"] == "error").sum()), "sgm_time_s": round(sgm, 3),
                     "mean_gap": float(gaps.mean())})  # fmt: skip
     frame = pd.DataFrame(out)

@@ -129,3 +129,22 @@ def test_bench_topics_dispatch_to_problem_packages(monkeypatch, capsys):
     assert main(["bench", "heuristics", "--quick"]) == 0
     out = capsys.readouterr().out
     assert out.startswith("machine: cpu") and "== chain" in out and "2.0" in out.splitlines()[-1]
+
+
+def test_claimed_optimum_beaten_by_a_feasible_incumbent_is_flagged():
+    from experiments.bench_solvers import check_claims
+
+    rows = [
+        {"backend": "a", "status": "optimal", "objective": 0.0, "gap": 0.0, "max_violation": 0.0, "time_to_opt_s": 0.1},
+        {"backend": "b", "status": "feasible", "objective": 506.0, "gap": 0.01, "max_violation": 0.0,
+         "time_to_opt_s": math.inf},
+        {"backend": "c", "status": "optimal", "objective": 506.0, "gap": 0.0, "max_violation": 1e-9,
+         "time_to_opt_s": 5.0},
+        {"backend": "d", "status": "feasible", "objective": 900.0, "gap": 0.5, "max_violation": 0.5,
+         "time_to_opt_s": math.inf},
+    ]  # fmt: skip
+    messages = check_claims(rows, maximize=True)
+    assert [r["status"] for r in rows] == ["wrong_optimum", "feasible", "optimal", "feasible"]
+    assert rows[0]["time_to_opt_s"] == math.inf and len(messages) == 1 and "506" in messages[0]
+    # d's 900 violates the constraints: not evidence against c's optimum.
+    assert check_claims(rows[2:], maximize=True) == []
