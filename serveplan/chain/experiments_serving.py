@@ -29,8 +29,8 @@ Evaluators (``fn(instance, result, params, seed) -> metrics``):
     ``surrogate_cK_s`` (c K(c) / lambda).
 ``gca_unit``
     The GCA unit test: GBP-CR(c) placement (``c``, default 7, ``stop_rule`` "max_chains"), GCA over it, and
-    lambda = ``load_fraction`` x (total rate of GCA's chains) x rho_bar... precisely lambda / rho_bar =
-    ``load_fraction`` x nu_GCA. Metrics: ``gca_job_servers`` (job servers GCA takes, fastest first, until
+    the rate target lambda / rho_bar = ``load_fraction`` x nu_GCA (nu_GCA = total rate of GCA's chains at
+    full capacity). Metrics: ``gca_job_servers`` (job servers GCA takes, fastest first, until
     sum mu c >= lambda / rho_bar), ``cK_job_servers`` (c K(c) of GBP-CR at that lambda), ``lower_bound_job_servers``
     (ceil(lambda / (rho_bar mu_1))), ``ilp_job_servers`` (min sum c_k s.t. sum mu_k c_k >= lambda / rho_bar,
     0 <= c_k <= c_k^GCA, integer: the authors' "optimal ILP" over GCA's chains). Ignores the method's result.
