@@ -10,7 +10,7 @@ from paper_figures._common import ok_rows, plt, save_figure
 
 NAME = "chain_trace_table"
 CONFIGS = ["experiments/configs/chain_trace_table.toml"]
-METHODS = ["PETALS", "BPRR", "JFFC only", "proposed"]
+METHODS = ["PETALS", "BPRR", "JFFC only", "proposed", "proposed (tuned c)"]
 METRICS = [
     "mean_response_s", "median_response_s", "p95_response_s", "p99_response_s",
     "mean_waiting_s", "median_waiting_s", "p95_waiting_s", "p99_waiting_s", "max_waiting_s",
