@@ -252,6 +252,19 @@ def test_time_fn_returns_positive_samples(tp):
     assert tp.median_s(samples) > 0
 
 
+def test_timed_warmup_runs_the_agreed_number_of_calls(tp):
+    calls, asked = [], []
+
+    def agree(n):
+        asked.append(n)
+        return n + 3  # another rank needed more calls
+
+    samples = tp.time_fn(lambda: calls.append(1), "cpu", tp.TimingSettings(1, 2, warmup_s=1e-4), agree)
+    assert len(samples) == 2 and len(asked) == 1 and asked[0] >= 1
+    # 1 counted warm-up + 1 call timed to size the warm-up + the agreed warm-up calls + 2 repeats
+    assert len(calls) == 1 + 1 + asked[0] + 3 + 2
+
+
 def test_measure_layers_on_tiny_models(tp):
     settings = tp.TimingSettings(warmup=1, repeats=3)
     for name in ("tiny-bert", "tiny-moe"):
@@ -392,7 +405,7 @@ def test_distributed_run_with_gloo(tp):
     """Two CPU processes through torch.distributed (gloo): TP layers, p2p, pipeline and TP end to end."""
     req = tp.ProfileRequest(
         models=["tiny-bert"], blocks=[], batch_sizes=[1], block_seq_lens=[8], tp_degrees=[1, 2],
-        e2e_models=["tiny-bert"], device="cpu", timing=tp.TimingSettings(1, 2),
+        e2e_models=["tiny-bert"], device="cpu", timing=tp.TimingSettings(1, 2, warmup_s=0.02),
     )  # fmt: skip
     res = tp.run_distributed(req, 2)
     assert {(m.op, m.kind) for m in res.layers} == {(o, k) for o in (1, 2) for k in ("embed", "dense", "head")}

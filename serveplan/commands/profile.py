@@ -50,6 +50,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--quick", action="store_true", help="1 warm-up and 5 repeats per measurement")
     p.add_argument("--warmup", type=int, default=None, help="untimed calls before timing (default 3)")
     p.add_argument("--repeats", type=int, default=None, help="timed calls, median reported (default 10)")
+    p.add_argument(
+        "--warmup-s", type=float, default=None, help="keep warming up this long, to power-limited clocks (default 0.25)"
+    )
+    p.add_argument("--eager", action="store_true", help="time eager calls instead of CUDA-graph replays")
     p.add_argument("--out", default=str(data_path("profiles")), help="output folder (default data/profiles/)")
     p.add_argument("--gpu-slug", default=None, help="file-name stem (default from the GPU name, e.g. h100-80gb)")
     p.add_argument("--merge", action="store_true", help="keep earlier measurements in --out not redone")
@@ -81,8 +85,13 @@ def run(args: argparse.Namespace) -> int:
 
     models, blocks = _names(args.models), _names(args.blocks)
     e2e = _names(args.e2e) if args.e2e is not None else [m for m in DEFAULT_E2E if m in models]
-    warmup, repeats = (1, 5) if args.quick else (3, 10)
-    timing = tpf.TimingSettings(args.warmup if args.warmup is not None else warmup, args.repeats or repeats)
+    warmup, repeats, warmup_s = (1, 5, 0.0) if args.quick or args.device == "cpu" else (3, 10, 0.25)
+    timing = tpf.TimingSettings(
+        args.warmup if args.warmup is not None else warmup,
+        args.repeats or repeats,
+        args.warmup_s if args.warmup_s is not None else warmup_s,
+        cuda_graph=not args.eager,
+    )
     tp_degrees = sorted(set(_ints(args.tp, "--tp")))
     req = tpf.ProfileRequest(
         models=models,
@@ -122,7 +131,9 @@ def run(args: argparse.Namespace) -> int:
         written.append(write_p2p_csv(out / f"{slug}_p2p.csv", p2p))
     ops = sorted({m.op for m in layers})
     notes = [
-        f"timing: CUDA events, {timing.warmup} warm-up calls, median of {timing.repeats} repeats"
+        f"timing: CUDA events around {'CUDA-graph replays' if timing.cuda_graph else 'eager calls'}, "
+        f"{timing.warmup} warm-up calls and at least {timing.warmup_s} s of warm-up "
+        f"(sustained-load clocks), median of {timing.repeats} repeats"
         if args.device == "cuda"
         else "timing: CPU wall clock (smoke run, not a GPU profile)",
         "random fp16 weights; each distinct layer kind measured once; stage latency = sum of its layers' medians"
@@ -150,7 +161,12 @@ def run(args: argparse.Namespace) -> int:
         "date": env["date"],
         "source": "measured",
         "command": _command_line(args),
-        "timing": {"warmup": timing.warmup, "repeats": timing.repeats},
+        "timing": {
+            "warmup": timing.warmup,
+            "warmup_s": timing.warmup_s,
+            "repeats": timing.repeats,
+            "cuda_graph": timing.cuda_graph,
+        },
         "tp_degrees": ops,
         "files": [p.name for p in written],
         "notes": notes,

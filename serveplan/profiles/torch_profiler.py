@@ -29,8 +29,10 @@ PyTorch is imported lazily: this module imports without it; the functions that m
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
 import functools
+import math
 import os
 import socket
 import statistics
@@ -69,27 +71,67 @@ def _torch() -> Any:
 
 @dataclass(frozen=True)
 class TimingSettings:
-    """How often each measurement runs: ``warmup`` untimed calls, then ``repeats`` timed ones (median)."""
+    """How often each measurement runs: ``warmup`` untimed calls, then ``repeats`` timed ones (median).
+
+    ``warmup_s`` keeps calling past the ``warmup`` calls until that much time has passed: a GPU under
+    sustained load settles at power-limited clocks within a fraction of a second (an H100 at its 700 W
+    cap drops from 1980 MHz to 1200-1500 MHz), and serving runs in that state, so layers are timed
+    there rather than in the boost of a short burst.
+    """
 
     warmup: int = 3
     repeats: int = 10
+    warmup_s: float = 0.0
+    cuda_graph: bool = False
 
     def __post_init__(self) -> None:
-        if self.warmup < 0 or self.repeats < 1:
-            raise InputError("warmup must be >= 0 and repeats >= 1", field="timing", value=(self.warmup, self.repeats))
+        if self.warmup < 0 or self.repeats < 1 or self.warmup_s < 0:
+            raise InputError(
+                "warmup must be >= 0 and repeats >= 1", field="timing", value=(self.warmup, self.repeats, self.warmup_s)
+            )
 
 
-def time_fn(fn: Callable[[], Any], device: str, settings: TimingSettings) -> list[float]:
-    """Seconds taken by each of ``settings.repeats`` calls of ``fn`` after ``settings.warmup`` calls.
+def time_fn(
+    fn: Callable[[], Any], device: str, settings: TimingSettings, agree: Callable[[int], int] | None = None
+) -> list[float]:
+    """Seconds taken by each of ``settings.repeats`` calls of ``fn`` after warming up.
 
-    On CUDA each call is bracketed by CUDA events on the current stream (device time, no host
-    synchronisation inside the timed region); on the CPU by ``time.perf_counter``.
+    On CUDA with ``settings.cuda_graph`` the call is captured once as a CUDA graph and each timed
+    repeat is one graph replay bracketed by CUDA events: device time without the host's kernel-launch
+    gaps, which otherwise dominate small layers and vary with the host (a compiled runtime such as
+    Alpa's launches whole executables). If capture fails the calls run eagerly. On the CPU each call is
+    timed with ``time.perf_counter``.
+
+    The timed warm-up (``settings.warmup_s``) is turned into a number of calls from one timed call;
+    ``agree`` maps that number to the one every rank of a tensor-parallel group uses (their maximum),
+    since ranks that run different numbers of collective calls wait on each other forever.
     """
     torch = _torch()
+    cuda = device.startswith("cuda")
     for _ in range(settings.warmup):
         fn()
+    call, graph = fn, None
+    if cuda and settings.cuda_graph:
+        graph = _capture(fn)
+        if graph is not None:
+            call = graph.replay
+    n_warm = 0
+    if settings.warmup_s > 0:
+        if cuda:
+            torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        call()
+        if cuda:
+            torch.cuda.synchronize()
+        n_warm = math.ceil(settings.warmup_s / max(time.perf_counter() - t0, 1e-6))
+    if agree is not None:
+        n_warm = agree(n_warm)
+    for i in range(n_warm):
+        call()
+        if cuda and i % 8 == 7:  # bounded backlog, no idle gaps between calls
+            torch.cuda.synchronize()
     out = []
-    if device.startswith("cuda"):
+    if cuda:
         torch.cuda.synchronize()
         events = [
             (torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True))
@@ -97,16 +139,51 @@ def time_fn(fn: Callable[[], Any], device: str, settings: TimingSettings) -> lis
         ]
         for start, end in events:
             start.record()
-            fn()
+            call()
             end.record()
         torch.cuda.synchronize()
         out = [s.elapsed_time(e) / 1e3 for s, e in events]
+        del graph, call
     else:
         for _ in range(settings.repeats):
-            t0 = time.perf_counter()
+            t = time.perf_counter()
             fn()
-            out.append(time.perf_counter() - t0)
+            out.append(time.perf_counter() - t)
     return out
+
+
+def _agree(tp: TensorParallel, device: str) -> Callable[[int], int] | None:
+    """The group-wide maximum of a count (None outside tensor parallelism)."""
+    if tp.size == 1:
+        return None
+    return lambda n: round(_group_max(float(n), tp, device))
+
+
+def _eager_if_split(settings: TimingSettings, tp: TensorParallel) -> TimingSettings:
+    # Capturing NCCL collectives in CUDA graphs is not validated here: split layers run eagerly.
+    if tp.size > 1 and settings.cuda_graph:
+        return dataclasses.replace(settings, cuda_graph=False)
+    return settings
+
+
+def _capture(fn: Callable[[], Any]) -> Any:
+    """``fn`` captured as a CUDA graph (after a side-stream warm-up, as capture requires), or None."""
+    torch = _torch()
+    try:
+        side = torch.cuda.Stream()
+        side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(side):
+            fn()
+        torch.cuda.current_stream().wait_stream(side)
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            fn()
+        torch.cuda.synchronize()
+        return graph
+    except RuntimeError as exc:  # an op that cannot be captured: time eagerly instead
+        torch.cuda.synchronize()
+        _progress(f"CUDA graph capture failed ({str(exc).splitlines()[0][:120]}); timing eagerly")
+        return None
 
 
 def median_s(samples: Sequence[float]) -> float:
@@ -247,8 +324,10 @@ def _modules() -> Any:
             # First choices of all tokens take capacity before any second choice (GShard priority).
             idx = top_i.t().reshape(-1)
             weight = top_p.t().reshape(-1)
-            onehot = F.one_hot(idx, e)
-            pos = ((onehot.cumsum(0) - 1) * onehot).sum(-1)
+            # Slot of each assignment inside its expert: a running count per expert. The scan runs along
+            # the contiguous dimension (a scan over the outer dimension of a (2T, E) tensor is ~20x slower).
+            onehot = F.one_hot(idx, e).t().contiguous()
+            pos = ((onehot.cumsum(1) - 1) * onehot).sum(0)
             keep = pos < c
             slot = torch.where(keep, idx * c + pos, torch.full_like(idx, e * c))  # e*c: a discard row
             buf = x.new_zeros(e * c + 1, h)
@@ -469,6 +548,7 @@ def measure_layers(
     """
     torch = _torch()
     tp = tp or TensorParallel()
+    settings = _eager_if_split(settings, tp)
     seq = seq_len or shape.seq_len
     dtype = _dtype(device)
     out = []
@@ -480,7 +560,7 @@ def measure_layers(
             x = layer_input(shape, kind, bs, seq, device, dtype)
             with torch.inference_mode():
                 # Timing first: its warm-up keeps one-time allocations (library workspaces) out of the peak.
-                lat = median_s(time_fn(lambda x=x, f=layer: f(x), device, settings))
+                lat = median_s(time_fn(lambda x=x, f=layer: f(x), device, settings, _agree(tp, device)))
                 act = peak_activation_bytes(lambda x=x, f=layer: f(x), device)
             lat = _group_max(lat, tp, device)
             out.append(LayerMeasurement(shape.name, tp.size, kind, bs, seq, lat, wbytes, act))
@@ -623,6 +703,7 @@ def measure_e2e_tp(
 ) -> dict[int, float]:
     """Whole-model forward latency with every layer split over the tensor-parallel group (CUDA events)."""
     torch = _torch()
+    settings = _eager_if_split(settings, tp)
     dtype = _dtype(device)
     torch.manual_seed(1234)
     model = build_stage(shape, shape.layer_kinds(), tp, device, dtype)
@@ -630,7 +711,9 @@ def measure_e2e_tp(
     for bs in batch_sizes:
         ids = layer_input(shape, "embed", bs, shape.seq_len, device, dtype)
         with torch.inference_mode():
-            out[bs] = _group_max(median_s(time_fn(lambda ids=ids, f=model: f(ids), device, settings)), tp, device)
+            out[bs] = _group_max(
+                median_s(time_fn(lambda ids=ids, f=model: f(ids), device, settings, _agree(tp, device))), tp, device
+            )
         del ids
     del model
     if device.startswith("cuda"):
