@@ -160,3 +160,14 @@ def test_capacity_milp_on_larger_instance_is_verified():
     assert res.status in ("optimal", "feasible") and res.verified
     res = run_method("alpaserve", "milp:window", inst, Budget(time_limit_s=20))
     assert res.status in ("optimal", "feasible") and res.verified
+
+
+def test_window_partition_space_and_memory_fill():
+    inst = tiny_instance(0, n_gpus=4, names=("bert-1.3b", "bert-2.6b"), rate=6.0, dur=20.0)
+    res = run_method("alpaserve", "milp:window", inst, Budget(time_limit_s=30, options={"space": "partitions"}))
+    assert res.status == "optimal" and res.verified
+    sizes = {g.config.size for g in res.solution.groups}
+    assert len(sizes - {1}) <= 1  # Algorithm 2's partitions: one regular size (plus remainder pipelines)
+    assert res.info["train_attainment"] >= res.info["unfilled_train_attainment"] - 0.05
+    unfilled = run_method("alpaserve", "milp:window", inst, Budget(time_limit_s=30, options={"fill": "false"}))
+    assert unfilled.verified and "unfilled_train_attainment" not in unfilled.info
