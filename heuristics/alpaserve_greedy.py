@@ -18,6 +18,7 @@ All three are deterministic: ties go to the lower group index, then the lower mo
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -111,6 +112,7 @@ class SelectionContext:
         self.requests = simulator.workload.counts().astype(np.float64)
         self._weights: dict[ParallelConfig, np.ndarray] = {}
         self.num_simulations = 0
+        self.timed_out = False
 
     def weights(self, config: ParallelConfig) -> np.ndarray:
         """Per-GPU weight bytes of every model under ``config`` (cached)."""
@@ -190,10 +192,13 @@ def fast_greedy(
         wp.add(g, m, ctx.weights(wp.configs[g])[m])
 
 
-def greedy_selection(ctx: SelectionContext, configs: Sequence[ParallelConfig]) -> Selection:
+def greedy_selection(
+    ctx: SelectionContext, configs: Sequence[ParallelConfig], deadline: float | None = None
+) -> Selection:
     """Algorithm 1 with beam width 1 as a plain loop: each step takes the best-scoring single addition.
 
-    Returns the best placement seen (the empty one included). Cost: O(R |G| |M|) simulations.
+    Returns the best placement seen (the empty one included). Cost: O(R |G| |M|) simulations. With
+    ``deadline`` (a ``time.perf_counter()`` value) it stops after the step during which the deadline passed.
     """
     n0 = ctx.num_simulations
     wp = WorkingPlacement.empty(configs)
@@ -210,12 +215,19 @@ def greedy_selection(ctx: SelectionContext, configs: Sequence[ParallelConfig]) -
         if step_best is None:
             break
         sc, wp, res = step_best
+        if deadline is not None and time.perf_counter() > deadline:
+            ctx.timed_out = True
+            if sc > best_sc:
+                best, best_sc, best_res = wp.copy(), sc, res
+            break
         if sc > best_sc:
             best, best_sc, best_res = wp.copy(), sc, res
     return Selection(best.placement(), best_res, best_sc, ctx.num_simulations - n0)
 
 
-def beam_selection(ctx: SelectionContext, configs: Sequence[ParallelConfig], beam_width: int) -> Selection:
+def beam_selection(
+    ctx: SelectionContext, configs: Sequence[ParallelConfig], beam_width: int, deadline: float | None = None
+) -> Selection:
     """Algorithm 1 (paper): beam search over replica additions, beam width ``beam_width``.
 
     Every beam member is extended by every feasible (group, model) addition; candidates are de-duplicated by
@@ -249,4 +261,7 @@ def beam_selection(ctx: SelectionContext, configs: Sequence[ParallelConfig], bea
         if top[0][0] > best_sc:
             best_sc, _, best, best_res = top[0]
         beam = [t[2] for t in top]
+        if deadline is not None and time.perf_counter() > deadline:
+            ctx.timed_out = True
+            break
     return Selection(best.placement(), best_res, best_sc, ctx.num_simulations - n0)

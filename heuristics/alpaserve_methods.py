@@ -5,7 +5,8 @@ Every method takes ``(instance, budget, param)`` and returns a :class:`MethodRes
 :func:`serveplan.alpaserve.verify.verify`. ``objective`` is the simulated SLO attainment on the instance's
 **train** workload (what the methods optimise); ``info["test_attainment"]`` is the same placement simulated on
 the test workload. All methods are deterministic (``budget.seed`` is unused: nothing is drawn at random) and
-ignore ``budget.time_limit_s``.
+ignore ``budget.time_limit_s``, except ``greedy`` and ``beam:K`` (O(R k |G| |M|) simulations), which stop at it
+and return the best placement found (``info["stopped_at_time_limit"]``).
 
 ``search``            Algorithm 2 with model buckets (reference ``mp-search-sep``), then compared with ``search_flat``.
 ``search_flat``       Algorithm 2 without buckets (reference ``mp-search``).
@@ -127,8 +128,16 @@ def _selection(instance, budget: Budget, beam_width: int | None, name: str) -> M
     ps, res = _search(instance, budget, False)
     configs = [g.config for g in res.placement.groups]
     ctx = SelectionContext(instance, Simulator(instance, instance.train))
-    sel = greedy_selection(ctx, configs) if beam_width is None else beam_selection(ctx, configs, beam_width)
-    info = {"group_configs": [str(c) for c in configs], "num_simulations": ps.num_simulations + sel.num_simulations}
+    deadline = None if budget.time_limit_s is None else t0 + budget.time_limit_s
+    if beam_width is None:
+        sel = greedy_selection(ctx, configs, deadline)
+    else:
+        sel = beam_selection(ctx, configs, beam_width, deadline)
+    info = {
+        "group_configs": [str(c) for c in configs],
+        "num_simulations": ps.num_simulations + sel.num_simulations,
+        "stopped_at_time_limit": ctx.timed_out,
+    }
     return finish(name, instance, sel.placement, t0, info)
 
 

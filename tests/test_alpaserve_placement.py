@@ -183,3 +183,11 @@ def test_methods_report_train_attainment():
     assert res.objective == pytest.approx(sim.attainment)
     assert 0.0 <= res.info["test_attainment"] <= 1.0
     assert np.isfinite(res.wall_s)
+
+
+def test_beam_stops_at_the_time_limit_with_a_verified_placement():
+    inst = instance(n_gpus=8, seed=2)
+    res = run_method("alpaserve", "beam:3", inst, Budget(time_limit_s=0.0))
+    assert res.verified and res.info["stopped_at_time_limit"] is True
+    full = run_method("alpaserve", "greedy", instance(n_gpus=4, names=MIXED, dur=20.0), Budget())
+    assert full.info["stopped_at_time_limit"] is False
