@@ -18,9 +18,12 @@ from typing import Any
 from serveplan.chain.bounds import solution_bound_metrics
 from serveplan.chain.instance import ChainInstance
 from serveplan.chain.placement import ChainSolution, residual_slots, service_time_s
+from serveplan.chain.simulate_cli import register_simulate
 from serveplan.chain.verify import verify
 from serveplan.errors import InputError
 from serveplan.registry import Budget, MethodResult, run_method
+
+__all__ = ["register_simulate", "register_solve"]
 
 
 def register_solve(subparsers: argparse._SubParsersAction) -> None:
