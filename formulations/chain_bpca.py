@@ -342,6 +342,7 @@ def _price(
     constant: float,
     max_labels: int,
     max_columns: int = 20,
+    deadline: float | None = None,
 ) -> tuple[list[SegmentPath], bool]:
     """Paths minimising ``constant + W_p - pi / T_p`` over the block DAG, by Pareto labels (W, T).
 
@@ -367,6 +368,8 @@ def _price(
     labels[0] = [(0.0, 0.0, ())]
     exact = True
     for n in range(L):
+        if deadline is not None and time.perf_counter() > deadline:
+            return [], False
         # Pareto filter at node n: sort by T, keep strictly decreasing W.
         cur = sorted(labels[n], key=lambda x: (x[1], x[0]))
         kept = []
@@ -450,7 +453,15 @@ def _column_generation(
                 * sum(alpha[(s.server, s.last, B)] for B in row_starts[(s.server, s.last)] if s.first <= B)
                 for s in segments
             }
-            new, exact = _price(instance, segments, weight, pi, 0.0 if phase_one else 1.0, max_labels)
+            new, exact = _price(
+                instance,
+                segments,
+                weight,
+                pi,
+                0.0 if phase_one else 1.0,
+                max_labels,
+                deadline=None if time_limit_s is None else start + 0.5 * time_limit_s,
+            )
             lp_model = model
             new = [p for p in new if p.segments not in columns]
             if not exact:
@@ -509,7 +520,8 @@ def _column_generation(
     while True:
         if math.isfinite(upper) and upper <= lower:
             return _outcome(Status.OPTIMAL, incumbent, upper, upper, last, info)
-        paths, complete = _paths_below(instance, segments, weight, pi, delta + eps, max_paths)
+        deadline = None if time_limit_s is None else start + time_limit_s
+        paths, complete = _paths_below(instance, segments, weight, pi, delta + eps, max_paths, deadline)
         info["threshold_paths"] = None if paths is None else len(paths)
         info["threshold"] = delta
         if paths is None:
@@ -586,8 +598,12 @@ def _paths_below(
     pi: float,
     threshold: float,
     max_paths: int,
+    deadline: float | None = None,
 ) -> tuple[list[SegmentPath] | None, bool]:
-    """Every elementary path with reduced cost 1 + W_p - pi / T_p <= threshold (None if more than max_paths).
+    """Every elementary path with reduced cost 1 + W_p - pi / T_p <= threshold.
+
+    None instead of the list if there are more than ``max_paths`` or the search passes ``deadline``
+    (a :func:`time.perf_counter` value).
 
     The flag says whether the threshold cut nothing off (then the list holds every elementary path).
 
@@ -608,6 +624,7 @@ def _paths_below(
             min_w[n] = min(min_w[n], weight[s] + min_w[s.last])
     found: list[SegmentPath] = []
     cut = [False]
+    visited = [0]
     stack: list[Segment] = []
     used: set[int] = set()
 
@@ -615,6 +632,9 @@ def _paths_below(
         for s in out_arcs.get(n, []):
             if s.server in used:
                 continue
+            visited[0] += 1
+            if deadline is not None and visited[0] % 4096 == 0 and time.perf_counter() > deadline:
+                return False
             nw, nt = w + weight[s], t + times[s]
             if 1.0 + nw + min_w[s.last] - pi / (nt + min_t[s.last]) > threshold:
                 cut[0] = True
