@@ -287,6 +287,7 @@ def check_claims(rows: list[dict[str, Any]], maximize: bool, tol: float = 1e-6) 
         if beaten:
             r["status"] = "wrong_optimum"
             r["time_to_opt_s"] = math.inf
+            r["gap"] = None  # unknown: the claimed bound is wrong too
             r["message"] = (
                 f"claimed optimum {r['objective']:.6g}; {best['backend']} found a feasible {best['objective']:.6g}"
             )
@@ -362,12 +363,19 @@ def plot_gap_over_time(curves: pd.DataFrame, out_dir: Path) -> list[Path]:
 
 
 def summary_table(table: pd.DataFrame) -> pd.DataFrame:
-    """Per backend: instances, solved to optimality, shifted geometric mean time (shift 1 s), mean final gap."""
+    """Per backend: instances, optima (proven; wrong), errors, shifted geometric mean time, mean final gap.
+
+    Time: the solver's wall time for proven optima, the time limit otherwise (shift 1 s). Gap: 0 for
+    proven optima, the final gap capped at 1 otherwise, 1 when unknown (no incumbent or bound, or a
+    wrong optimum claim).
+    """
     out = []
     for b, sub in table.groupby("backend", sort=False):
-        t = np.minimum(sub["wall_s"].to_numpy(float), sub["time_limit_s"].to_numpy(float))
+        solved = (sub["status"] == "optimal").to_numpy()
+        t = np.where(solved, sub["wall_s"].to_numpy(float), sub["time_limit_s"].to_numpy(float))
         sgm = float(np.exp(np.mean(np.log(t + 1.0))) - 1.0)
         gaps = pd.to_numeric(sub["gap"], errors="coerce").fillna(1.0).clip(upper=1.0)
+        gaps[sub["status"] == "wrong_optimum"] = 1.0
         gaps[sub["status"] == "optimal"] = 0.0
         out.append({"backend": b, "instances": len(sub), "optimal": int((sub["status"] == "optimal").sum()),
                     "wrong_optimum": int((sub["status"] == "wrong_optimum").sum()),
@@ -377,3 +385,17 @@ def summary_table(table: pd.DataFrame) -> pd.DataFrame:
     if not frame.empty:
         frame["time_ratio_vs_best"] = (frame["sgm_time_s"] + 1.0) / (frame["sgm_time_s"].min() + 1.0)
     return frame
+
+
+def markdown_table(frame: pd.DataFrame, digits: int = 3) -> str:
+    """A GitHub Markdown table of ``frame`` (floats to ``digits`` significant digits)."""
+
+    def cell(v: Any) -> str:
+        if isinstance(v, float):
+            return "-" if math.isnan(v) else ("inf" if math.isinf(v) else f"{v:.{digits}g}")
+        return str(v)
+
+    cols = list(frame.columns)
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in frame.itertuples(index=False)]
+    return "\n".join(lines)

@@ -31,6 +31,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--backends", nargs="+", metavar="B", help="backends (default: the suite's)")
     s.add_argument("--mps", nargs="+", default=[], metavar="FILE", help="also benchmark these MPS/LP files")
     s.add_argument("--out", type=Path, help="output folder (default: <results>/bench/<suite>)")
+    s.add_argument("--markdown", action="store_true", help="print the tables as Markdown (for docs/benchmarks.md)")
     s.set_defaults(func=run_solvers)
     for topic in TOPICS:
         t = topics.add_parser(topic, help=f"{topic} benchmarks of every problem package that provides one")
@@ -42,7 +43,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run_solvers(args: argparse.Namespace) -> int:
     """Run a solver suite and print the per-backend summary."""
-    from experiments.bench_solvers import load_suite, run_suite, summary_table
+    from experiments.bench_solvers import load_suite, markdown_table, run_suite, summary_table
     from experiments.machine import machine_line
     from serveplan.paths import results_dir
 
@@ -57,7 +58,13 @@ def run_solvers(args: argparse.Namespace) -> int:
         out_dir=out,
     )  # fmt: skip
     print()
-    print(summary_table(table).to_string(index=False) if not table.empty else "(no runs)")
+    if table.empty:
+        print("(no runs)")
+    elif args.markdown:
+        cols = ["instance", "backend", "status", "objective", "gap", "wall_s", "num_vars", "num_integer"]
+        print(markdown_table(summary_table(table)) + "\n\n" + markdown_table(table[cols]))
+    else:
+        print(summary_table(table).to_string(index=False))
     print(f"\nwritten: {out}/runs.csv, performance_profile.png/pdf, gap_over_time.png/pdf")
     return 0
 
