@@ -433,3 +433,39 @@ def test_docs_mention_every_shipped_table():
     text = doc.read_text()
     for slug in ("h100-80gb", "h200-141gb"):
         assert slug in text
+
+
+def test_layer_flops_match_the_textbook_count():
+    from serveplan.profiles.report import layer_flops
+
+    s = get_shape("bert-1.3b")
+    t, h = 4 * s.seq_len, s.hidden
+    # BERT layer: 24 T h^2 (QKV, output, 4h MLP) + 4 T s h (scores and weighted sum, not causal).
+    assert layer_flops(s, "dense", 4) == pytest.approx(24 * t * h * h + 4 * t * s.seq_len * h)
+    assert layer_flops(s, "head", 4) == pytest.approx(2 * t * h * s.vocab)
+    m = get_shape("moe-1.3b")
+    tm = m.seq_len
+    # Top-2: an MoE layer does the attention of a dense layer plus two experts' FFNs and the gate.
+    dense = layer_flops(m, "dense", 1)
+    mlp = 2 * 2 * tm * m.hidden * m.ffn
+    assert layer_flops(m, "moe", 1) == pytest.approx(dense + mlp + 2 * tm * m.hidden * m.experts)
+
+
+def test_report_tables_cover_the_shipped_profiles(tmp_path):
+    from serveplan.profiles import report
+
+    h100 = report.load_tables("h100-80gb")
+    h200 = report.load_tables("h200-141gb")
+    text = report.markdown(h100, h200)
+    for model in ALPASERVE_SHAPES:
+        assert f"| {model} | " in text
+    for block in BLOCK_SHAPES:
+        assert f"| {block} | " in text
+    # Every measured single-GPU BERT forward is slower than its roofline and within 2x of it.
+    for model, shape in ALPASERVE_SHAPES.items():
+        if shape.family == "bert":
+            for bs in (1, 16):
+                ratio = report.total_latency(h100, model, 1, 1, bs) / report.roofline_s(
+                    shape, h100.layers, bs, report.CEILINGS["h100-80gb"]
+                )
+                assert 1.0 < ratio < 2.0, (model, bs, ratio)
