@@ -110,7 +110,7 @@ def _trace(instance, budget: Budget, rules: str, name: str) -> MethodResult:
         instance,
         rules=rules,
         num_slots=_opt(budget, "num_slots", int, None),
-        eps_s=_opt(budget, "eps_s", float, 1e-4),
+        eps_s=_opt(budget, "eps_s", float, 0.0),
         max_requests=_opt(budget, "max_requests", int, 400),
     )
     extra = {"rules": rules, "num_requests": instance.train.num_requests}

@@ -17,10 +17,13 @@ Two rule sets (``rules``):
 ``"simulator"`` (exact)
     The simulator's own online rules are constraints: dispatch to the hosting group with the smallest last-stage
     clock (ties to the lower slot index), accept iff the tentative finish meets the SLO, otherwise drop without
-    consuming anything. The optimum equals the best simulated good count over all placements (ordered groups)
-    in the slot/config space, up to the tolerance ``eps_s`` (decisions whose finish lies within ``eps_s`` of the
-    deadline, or whose dispatch clocks tie within ``eps_s``, may be resolved either way). Only empty slots are
-    ordered last (group order matters to the dispatch tie-break, so no other symmetry is broken).
+    consuming anything. Every simulator run is feasible, so the optimum is at least the best simulated good count
+    over all placements (ordered groups) in the slot/config space, and it equals it unless some decision is an
+    exact tie the model may resolve either way: a tentative finish exactly at the deadline (within ``eps_s``,
+    default 0, and the solver's feasibility tolerance), or two *used* groups with exactly equal last-stage clocks.
+    Ties between idle groups (the common case: every group is idle at the start) follow the simulator's
+    lower-index rule exactly. Only empty slots are ordered last (group order matters to that rule, so no other
+    symmetry is broken).
 
 Big-M values come from the trace: no time exceeds ``H = max_r(a_r + slo_r) + max stage-latency sum``, and
 offline FCFS pairs (r', r) get ``M = a_r' + slo_r' - overhead - a_r`` (pairs with M <= 0 need no constraint).
@@ -148,7 +151,7 @@ def build_model(
     rules: str = "simulator",
     configs: list[ParallelConfig] | None = None,
     num_slots: int | None = None,
-    eps_s: float = 1e-4,
+    eps_s: float = 0.0,
     max_requests: int = 400,
 ) -> pyo.ConcreteModel:
     """Build the trace MILP (maximise requests served within SLO).
@@ -166,7 +169,8 @@ def build_model(
     num_slots : int, optional
         Device slots (default: number of GPUs divided by the smallest config size).
     eps_s : float
-        Strictness tolerance of the simulator rules (seconds).
+        A dropped request must miss its deadline by at least this much (seconds; default 0). A positive value
+        makes the drop rule strict but cuts off simulator runs with a request missing by less than ``eps_s``.
     max_requests : int
         Refuse larger traces (the model grows quadratically).
 
@@ -349,9 +353,16 @@ def _build_simulator(m, tab: LatencyTables, arr, mid, slo, host_by_model, G: int
     m.dispatch_min = pyo.Constraint(
         argmin,
         rule=lambda m, r, g, h: (
-            m.clk[pos[r], g, last]
-            <= m.clk[pos[r], h, last] - (eps if h < g else 0.0) + H * (2 - m.ch[r, g] - Y(int(mid[r]), h))
+            m.clk[pos[r], g, last] <= m.clk[pos[r], h, last] + H * (2 - m.ch[r, g] - Y(int(mid[r]), h))
         ),
+    )
+    # the only ties that occur in practice are between idle slots (clock 0 here, -inf in the simulator): the
+    # lower index wins, so a later slot may be chosen only if every earlier hosting slot has been used, and a
+    # used slot's last clock is at least the smallest single-request latency
+    lmin = float(finite.sum(axis=2)[finite.sum(axis=2) > 0].min()) if np.any(finite > 0) else 1.0
+    m.dispatch_idle_tie = pyo.Constraint(
+        [(r, g, h) for (r, g, h) in argmin if h < g],
+        rule=lambda m, r, g, h: m.clk[pos[r], h, last] >= lmin * (m.ch[r, g] + Y(int(mid[r]), h) - 1),
     )
     m.t_prev = pyo.Constraint(RGK, rule=lambda m, r, g, k: m.T[r, g, k] >= prev(r, g, k) + L(r, g, k))
     m.t_clock = pyo.Constraint(RGK, rule=lambda m, r, g, k: m.T[r, g, k] >= m.clk[pos[r], g, k] + L(r, g, k))
