@@ -25,7 +25,7 @@ def gap_table(rows: pd.DataFrame) -> pd.DataFrame:
     if rows.empty:
         return pd.DataFrame()
     rows["attainment"] = pd.to_numeric(rows["attainment"], errors="coerce")
-    key = ["num_gpus", "seed"]
+    key = [k for k in ("num_gpus", "slo_scale", "rate", "seed") if k in rows]
     opt = rows[(rows["label"] == OPT) & (rows["status"] == "optimal")][[*key, "attainment"]]
     opt = opt.rename(columns={"attainment": "optimum"})
     merged = rows.merge(opt, on=key)
