@@ -48,6 +48,17 @@ class SerialExecutor:
         """Nothing to release."""
 
 
+def _quiet_worker() -> None:
+    """Discard a worker's standard output.
+
+    Native solver libraries print progress there (e.g. HiGHS's MIP sub-solver), which would garble the
+    parent's progress bar; results travel back as return values.
+    """
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 1)
+    os.close(devnull)
+
+
 class LocalExecutor:
     """A pool of ``workers`` fresh Python processes (``spawn``), one case at a time each.
 
@@ -68,7 +79,7 @@ class LocalExecutor:
         if self._pool is None:
             # spawn, not fork: solver libraries and tqdm's monitor thread do not survive a fork safely.
             self._pool = ProcessPoolExecutor(
-                max_workers=min(self.workers, len(items)), mp_context=mp.get_context("spawn")
+                max_workers=min(self.workers, len(items)), mp_context=mp.get_context("spawn"), initializer=_quiet_worker
             )
         futures: dict[Future, Any] = {self._pool.submit(fn, item): item for item in items}
         try:
