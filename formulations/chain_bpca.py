@@ -325,6 +325,97 @@ def _solve_lp_duals(model: pyo.ConcreteModel) -> tuple[float, np.ndarray, dict[s
     return float(res.fun) + lp.c_offset, np.asarray(res.x), duals
 
 
+class _MasterLP:
+    """The LP relaxation of the path model over a set of columns, assembled directly as sparse matrices.
+
+    Same rows as :func:`build_model` with ``relax=True`` and every useful segment (one option per server,
+    rate, every linking row (j, e, B)), rebuilt per iteration only in its column part; solved by scipy's HiGHS
+    for the duals. Column generation calls it many times, where building a pyomo model each round would
+    dominate the run time (tests check that both give the same LP value).
+    """
+
+    def __init__(self, instance: ChainInstance, segments: list[Segment], keys: list[tuple[int, int, int]]) -> None:
+        slots = option_slots(instance)
+        self.instance = instance
+        self.options = sorted(
+            {
+                (s.server, a, s.last - a + 1)
+                for s in segments
+                for a in range(1, s.first + 1)
+                if slots[s.server, s.last - a + 1] >= 0
+            }
+        )
+        self.keys = keys
+        self.key_index = {k: i for i, k in enumerate(keys)}
+        self.rows_of: dict[tuple[int, int], list[int]] = {}
+        for j, e, B in keys:
+            self.rows_of.setdefault((j, e), []).append(B)
+        J, K, n_o = instance.num_servers, len(keys), len(self.options)
+        rows, cols, vals = [], [], []
+        for o_idx, (j, a, m) in enumerate(self.options):
+            rows.append(j)
+            cols.append(o_idx)
+            vals.append(1.0)
+            e = a + m - 1
+            for B in self.rows_of.get((j, e), []):
+                if a <= B:
+                    rows.append(J + self.key_index[(j, e, B)])
+                    cols.append(o_idx)
+                    vals.append(-float(slots[j, m]))
+        # rows: J one-option rows, K linking rows, then the (negated) rate row
+        self.num_rows = J + K + 1
+        self.y_block = sp.csc_array((vals, (rows, cols)), shape=(self.num_rows, n_o))
+        self.b_ub = np.concatenate([np.ones(J), np.zeros(K), [-1.0]])
+        self._columns: dict[tuple[Segment, ...], tuple[list[int], list[float]]] = {}
+
+    def column(self, path: SegmentPath) -> tuple[list[int], list[float]]:
+        """Row indices and coefficients of a path's c column (memoised: columns persist across rounds)."""
+        cached = self._columns.get(path.segments)
+        if cached is None:
+            cached = self._columns[path.segments] = self._column(path)
+        return cached
+
+    def _column(self, path: SegmentPath) -> tuple[list[int], list[float]]:
+        J, K = self.instance.num_servers, len(self.keys)
+        rows = [J + K]
+        vals = [-1.0 / (path.time_s * self.instance.required_rate)]
+        for s in path.segments:
+            for B in self.rows_of[(s.server, s.last)]:
+                if s.first <= B:
+                    rows.append(J + self.key_index[(s.server, s.last, B)])
+                    vals.append(float(s.num_blocks))
+        return rows, vals
+
+    def solve(self, paths: list[SegmentPath], phase_one: bool) -> tuple[float, None, dict[str, float]] | None:
+        """LP value and duals (named like :func:`build_model`'s rows, in the model's sign convention)."""
+        rows, cols, vals = [], [], []
+        for k, p in enumerate(paths):
+            r, v = self.column(p)
+            rows += r
+            cols += [k] * len(r)
+            vals += v
+        n_p = len(paths)
+        extra = 1 if phase_one else 0
+        if phase_one:
+            rows.append(self.num_rows - 1)
+            cols.append(n_p)
+            vals.append(-1.0)
+        c_block = sp.csc_array((vals, (rows, cols)), shape=(self.num_rows, n_p + extra))
+        A = sp.hstack([self.y_block, c_block]).tocsr()
+        n_o = len(self.options)
+        cost = np.concatenate([np.zeros(n_o), np.zeros(n_p) if phase_one else np.ones(n_p), np.ones(extra)])
+        bounds = [(0.0, 1.0)] * n_o + [(0.0, None)] * (n_p + extra)
+        res = so.linprog(cost, A_ub=A, b_ub=self.b_ub, bounds=bounds, method="highs")
+        if res.status != 0:
+            return None
+        marg = np.asarray(res.ineqlin.marginals)
+        J = self.instance.num_servers
+        duals = {f"one_option[{j}]": float(marg[j]) for j in range(J)}
+        duals.update({f"link[{k}]": float(marg[J + k]) for k in range(len(self.keys))})
+        duals["rate"] = -float(marg[-1])
+        return float(res.fun), None, duals
+
+
 def _path_of_chain(instance: ChainInstance, chain: Chain) -> SegmentPath:
     segs = []
     b = 1
@@ -343,12 +434,14 @@ def _price(
     max_labels: int,
     max_columns: int = 20,
     deadline: float | None = None,
-) -> tuple[list[SegmentPath], bool]:
+) -> tuple[list[SegmentPath], bool, float]:
     """Paths minimising ``constant + W_p - pi / T_p`` over the block DAG, by Pareto labels (W, T).
 
-    Returns the paths with a negative value (best first, at most ``max_columns``) and whether the search was
-    exact (no label cap hit). Paths may repeat a server; such columns are forced to 0 in every integer solution
-    (a server has one last block) and only weaken the LP, so the bound stays valid.
+    Returns the paths with a negative value (best first, at most ``max_columns``), whether the search was
+    exact (no label cap or deadline hit), and the least value found (0 when none is negative; the exact minimum
+    over all paths when the search was exact and it is negative). Paths may repeat a server; such columns are
+    forced to 0 in every integer solution (a server has one last block) and only weaken the LP, so the bound
+    stays valid.
     """
     L = instance.num_blocks
     times = {s: segment_time_s(instance, s) for s in segments}
@@ -369,7 +462,7 @@ def _price(
     exact = True
     for n in range(L):
         if deadline is not None and time.perf_counter() > deadline:
-            return [], False
+            return [], False, 0.0
         # Pareto filter at node n: sort by T, keep strictly decreasing W.
         cur = sorted(labels[n], key=lambda x: (x[1], x[0]))
         kept = []
@@ -398,7 +491,7 @@ def _price(
         unique.setdefault(p.segments, p)
         if len(unique) >= max_columns:
             break
-    return list(unique.values()), exact
+    return list(unique.values()), exact, (found[0][0] if found else 0.0)
 
 
 def _column_generation(
@@ -415,12 +508,12 @@ def _column_generation(
 ) -> BpcaOutcome:
     start = time.perf_counter()
     segments = useful_segments(instance)
-    lp_model: pyo.ConcreteModel | None = None
     seg_index = {s: i for i, s in enumerate(segments)}
     keys = link_keys(segments)
     row_starts: dict[tuple[int, int], list[int]] = {}
     for j, e, B in keys:
         row_starts.setdefault((j, e), []).append(B)
+    master = _MasterLP(instance, segments, keys)
     columns: dict[tuple[Segment, ...], SegmentPath] = {}
     for ch in initial_chains:
         p = _path_of_chain(instance, ch)
@@ -428,6 +521,7 @@ def _column_generation(
             columns.setdefault(p.segments, p)
     info: dict[str, Any] = {"mode": "colgen", "initial_columns": len(columns), "iterations": 0}
     exact_pricing = True
+    early_bound = -math.inf
     lp_value: float | None = None
     converged = False
 
@@ -438,8 +532,7 @@ def _column_generation(
         iterations = 0
         while True:
             iterations += 1
-            model = build_model(instance, list(columns.values()), segments=segments, relax=True, phase_one=phase_one)
-            got = _solve_lp_duals(model)
+            got = master.solve(list(columns.values()), phase_one)
             if got is None:
                 raise InputError("column generation: the restricted LP failed to solve", field="mode", value="colgen")
             value, _, duals = got
@@ -453,7 +546,7 @@ def _column_generation(
                 * sum(alpha[(s.server, s.last, B)] for B in row_starts[(s.server, s.last)] if s.first <= B)
                 for s in segments
             }
-            new, exact = _price(
+            new, exact, best = _price(
                 instance,
                 segments,
                 weight,
@@ -462,10 +555,14 @@ def _column_generation(
                 max_labels,
                 deadline=None if time_limit_s is None else start + 0.5 * time_limit_s,
             )
-            lp_model = model
             new = [p for p in new if p.segments not in columns]
             if not exact:
                 exact_pricing = False
+            elif not phase_one:
+                # Valid at every exactly priced round: sum c >= lagrange + rc_min sum c, so
+                # sum c >= lagrange / (1 - rc_min) (rc_min <= 0), whether or not the LP has converged.
+                lag = _lagrangian_bound(instance, master.options, duals, keys, alpha)
+                early_bound = max(early_bound, lag / (1.0 - min(0.0, best)))
             if not new:
                 converged = exact
                 break
@@ -500,15 +597,19 @@ def _column_generation(
     incumbent = decode(instance, model) if res.status.has_solution else None
     upper = round(res.objective) if res.status.has_solution else math.inf
     if lp_value is None:
-        # Pricing did not converge: the incumbent is a heuristic solution without a proven bound.
+        # Pricing did not converge: the incumbent comes with the best bound of the exactly priced rounds, if any.
+        lower = math.ceil(early_bound - 1e-6) if math.isfinite(early_bound) and early_bound > 0 else None
+        info["early_bound"] = early_bound if math.isfinite(early_bound) else None
+        if incumbent is not None and lower is not None and upper <= lower:
+            return _outcome(Status.OPTIMAL, incumbent, upper, upper, res, info)
         status = Status.FEASIBLE if incumbent is not None else Status.NO_SOLUTION_IN_TIME
-        return BpcaOutcome(status, incumbent, None if incumbent is None else float(upper), None, None, res, info)
+        return _outcome(status, incumbent, upper, lower, res, info)
 
     # Lagrangian bound from the final duals: for every BPCA solution x, sum c >= lagrange + sum_p rc_p c_p with
     # rc_p >= 0 (pricing converged). Columns with rc_p > delta cannot appear in a solution of value
     # <= lagrange + delta, so enumerating the paths with rc_p <= delta closes the problem exactly.
     eps = 1e-6
-    lagrange = _lagrangian_bound(instance, lp_model, duals, keys, alpha)
+    lagrange = _lagrangian_bound(instance, master.options, duals, keys, alpha)
     info["lagrangian_bound"] = lagrange
     lower = math.ceil(lagrange - eps)
     # Thresholds grow one unit of objective at a time, starting from the one that would prove ceil(lagrange) + 1:
@@ -567,7 +668,7 @@ def _outcome(
 
 def _lagrangian_bound(
     instance: ChainInstance,
-    model: pyo.ConcreteModel,
+    options: list[tuple[int, int, int]],
     duals: dict[str, float],
     keys: list[tuple[int, int, int]],
     alpha: dict[tuple[int, int, int], float],
@@ -584,7 +685,7 @@ def _lagrangian_bound(
     for j, e, B in keys:
         rows_of.setdefault((j, e), []).append(B)
     value = pi_raw - sum(gamma.values())
-    for j, a, m in model.bpca_options:
+    for j, a, m in options:
         e = a + m - 1
         rc = gamma[j] - sum(alpha[(j, e, B)] * int(slots[j, m]) for B in rows_of.get((j, e), []) if a <= B)
         value += min(0.0, rc)

@@ -366,3 +366,42 @@ def test_cli_solves_with_the_exact_methods(tmp_path, capsys):
     # a malformed option is a one-line input error (exit 2), not a traceback
     assert main(["solve", "chain", "--instance", str(path), "--method", "milp:bpca", "-o", "max_paths=x"]) == 2
     assert "max_paths" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("seed", "J", "L"), CASES[:6])
+def test_column_generation_master_lp_equals_the_pyomo_relaxation(seed, J, L):
+    from formulations.chain_bpca import _MasterLP, link_keys
+    from formulations.chain_paths import enumerate_paths, useful_segments
+
+    inst = tiny_instance(seed, J, L)
+    paths = enumerate_paths(inst)
+    segments = useful_segments(inst)
+    master = _MasterLP(inst, segments, link_keys(segments))
+    for phase_one in (True, False):
+        model = chain_bpca.build_model(inst, paths, segments=segments, relax=True, phase_one=phase_one)
+        res = solve(model, "highs")
+        got = master.solve(paths, phase_one)
+        if res.status == Status.INFEASIBLE:
+            assert got is None
+        else:
+            assert got is not None
+            assert got[0] == pytest.approx(res.objective, abs=1e-7)
+
+
+@pytest.mark.parametrize(("seed", "J", "L"), CASES)
+def test_bpca_colgen_stopped_early_reports_valid_bounds(seed, J, L):
+    """With too few rounds to converge, the answer is an incumbent plus a bound that must still be valid."""
+    inst = tiny_instance(seed, J, L)
+    expected = bf_bpca(inst)
+    out = chain_bpca.solve_bpca(inst, mode="colgen", max_iterations=2)
+    if math.isinf(expected):
+        assert out.solution is None and out.status in (Status.INFEASIBLE, Status.NO_SOLUTION_IN_TIME)
+        return
+    assert out.status != Status.INFEASIBLE
+    if out.bound is not None:
+        assert out.bound <= expected + 1e-9
+    if out.solution is not None:
+        assert objective_of(out.objective) >= expected
+        assert verify(inst, out.solution).ok
+    if out.status == Status.OPTIMAL:
+        assert objective_of(out.objective) == expected
