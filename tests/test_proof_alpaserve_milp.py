@@ -285,3 +285,67 @@ def test_sr_capacity_ilp_prefers_a_worse_placement():
     assert verify(inst, chosen_mp).ok
     assert sorted({i for g in chosen_mp.groups for i in g.models}) == [0, 1]
     assert att_alt > sim.run(chosen_mp).attainment + 0.01
+
+
+def _assign_simulator_rule_point(model, tab, groups, arr, mid, slo):
+    """Set the simulator-rule MILP's variables to a simulator run (proof of Theorem 2 (a)); returns the good count."""
+    G, S = model.num_slots, tab.num_stages
+    rs = sorted({r for r, _ in model.RG})
+    pos = {r: j for j, r in enumerate(rs)}
+    for v in model.component_data_objects(pyo.Var):
+        if not v.fixed:
+            v.set_value(0)
+    for g, (c, models) in enumerate(groups):  # slot g = group g, empty slots last
+        model.z[g, c].set_value(1)
+        for i in models:
+            model.y[i, g, c].set_value(1)
+    lat = np.zeros((arr.size, G, S))
+    for r in range(arr.size):
+        for g, (c, _) in enumerate(groups):
+            lat[r, g] = np.nan_to_num(tab.lat[int(mid[r]), c])
+    clocks = np.zeros((G, S))
+    good = 0
+    for r in range(arr.size):
+        i = int(mid[r])
+        if r in pos:
+            for g in range(G):
+                for k in range(S):
+                    model.clk[pos[r], g, k].set_value(float(clocks[g, k]))
+        hosts = [g for g, (_, models) in enumerate(groups) if i in models]
+        chosen = min(hosts, key=lambda h: (clocks[h, S - 1], h)) if hosts else None
+        for g in range(G):
+            if (r, g) not in model.RG:
+                continue
+            t = float(arr[r])
+            for k in range(S):
+                model.w[r, g, k].set_value(1 if (g == chosen and t >= clocks[g, k]) else 0)
+                t = max(t, clocks[g, k]) + lat[r, g, k]
+                model.T[r, g, k].set_value(t)
+        if chosen is not None:
+            model.ch[r, chosen].set_value(1)
+            finish = np.array([pyo.value(model.T[r, chosen, k]) for k in range(S)])
+            if finish[-1] + tab.overhead_s <= arr[r] + slo[i]:
+                model.acc[r, chosen].set_value(1)
+                clocks[chosen] = finish
+                good += 1
+    for g in range(G):
+        for k in range(S):
+            model.clk[len(rs), g, k].set_value(float(clocks[g, k]))
+    return good
+
+
+@pytest.mark.parametrize("seed", [0, 3])
+def test_every_simulator_run_is_a_feasible_point_of_the_simulator_rule_milp(seed):
+    inst = tiny_instance(seed)
+    configs = alpaserve_trace.default_configs(inst)
+    model = alpaserve_trace.build_model(inst, rules="simulator", configs=configs)
+    tab = model.tables
+    arr, mid, slo = inst.train.arrival_s, inst.train.model_id.astype(int), inst.slo_array()
+    sim = Simulator(inst, inst.train)
+    rng = np.random.default_rng(100 + seed)
+    for _ in range(6):
+        groups = _random_groups(rng, inst, tab, configs)
+        good = _assign_simulator_rule_point(model, tab, groups, arr, mid, slo)
+        assert good == int(sim.run(Placement(tuple(Group(configs[c], h) for c, h in groups))).model_good.sum())
+        assert _violations(model) == []
+        assert pyo.value(model.obj) == pytest.approx(good)
