@@ -153,6 +153,7 @@ EXPERIMENT_KEYS = {
     "metrics": Key(str_list, False, "metrics `serveplan show` and figures look at first"),
     "figures": Key(str_list, False, "paper_figures modules drawn after the run"),
     "plugins": Key(str_list, False, "modules imported before running (they register methods/families)"),
+    "case_timeout_s": Key(positive_number, False, "hard wall-clock limit of one case (instance, method, evaluator)"),
 }
 INSTANCE_KEYS = {"family": Key(nonempty_str, True, "registered instance family"), "params": Key(toml_table)}
 GRID_KEYS = {"product": Key(toml_table), "zip": Key(toml_table)}
@@ -259,6 +260,9 @@ class ExperimentConfig:
     evaluator : str or None
     evaluator_params : dict
     figures, plugins : tuple of str
+    case_timeout_s : float or None
+        Hard limit of one case; a case past it is stored as an error (the method's own time limit is
+        the budget; this catches methods and evaluators that overrun it).
     """
 
     name: str
@@ -276,6 +280,7 @@ class ExperimentConfig:
     evaluator_params: dict[str, Any]
     figures: tuple[str, ...] = ()
     plugins: tuple[str, ...] = ()
+    case_timeout_s: float | None = None
 
     @property
     def axes(self) -> list[str]:
@@ -293,6 +298,7 @@ class ExperimentConfig:
                 "metrics": list(self.metrics),
                 "figures": list(self.figures),
                 "plugins": list(self.plugins),
+                "case_timeout_s": self.case_timeout_s,
             },
             "instance": {"family": self.family, "params": self.instance_params},
             "grid": {"product": self.product, "zip": self.zipped},
@@ -480,6 +486,7 @@ def _experiment_from_dict(data: dict[str, Any], source: str, check_names: bool) 
         evaluator_params=evaluator_params,
         figures=exp.get("figures", ()),
         plugins=exp.get("plugins", ()),
+        case_timeout_s=exp.get("case_timeout_s"),
     )
     if check_names:
         check_registry_names(config)

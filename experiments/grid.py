@@ -51,6 +51,7 @@ class Case:
     axes: dict[str, Any]
     point_id: str
     plugins: tuple[str, ...] = ()
+    timeout_s: float | None = None
     case_id: str = field(default="")
 
     def identity(self) -> dict[str, Any]:
@@ -122,6 +123,7 @@ def expand_cases(config: ExperimentConfig) -> list[Case]:
                     axes=point.axes,
                     point_id=point.point_id,
                     plugins=config.plugins,
+                    timeout_s=config.case_timeout_s,
                 )
                 cases.append(_with_id(case))
     return cases

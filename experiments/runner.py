@@ -7,14 +7,17 @@ It never raises: a failing case comes back as a row with ``status = "error"`` an
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import math
 import platform
+import signal
 import socket
+import threading
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -172,19 +175,53 @@ def run_case(case: Case) -> dict[str, Any]:
     start = time.perf_counter()
     row = _base_row(case)
     try:
-        import_plugins(case.plugins)
-        instance = _build_instance(
-            case.problem, case.family, json.dumps(case.instance_params, sort_keys=True), case.seed
-        )
-        _, cells = solve_and_evaluate(
-            case.problem, instance, case.method, case.seed, case.evaluator, case.evaluator_params, set(case.axes)
-        )
-        row |= cells
-    except Exception as exc:
+        with _hard_limit(case.timeout_s):
+            row |= _solve_case(case)
+    except (Exception, CaseTimeoutError) as exc:
         row |= {"status": "error", "verified": False, "message": error_message(exc)}
     row["wall_s"] = time.perf_counter() - start
     row["finished_at"] = datetime.now(UTC).isoformat(timespec="seconds")
     return row
+
+
+class CaseTimeoutError(BaseException):
+    """A case ran past ``experiment.case_timeout_s``.
+
+    A BaseException, so that a method's or evaluator's broad ``except Exception`` cannot swallow it.
+    """
+
+
+@contextlib.contextmanager
+def _hard_limit(seconds: float | None) -> Iterator[None]:
+    """Raise :class:`CaseTimeoutError` in this thread after ``seconds`` (SIGALRM, main thread only).
+
+    Workers of the local executor and the serial executor run cases in a main thread; Dask worker
+    threads cannot take signals, so there the limit is not enforced. Native code (a solver's C++
+    loop) is interrupted when it returns to Python.
+    """
+    if seconds is None or threading.current_thread() is not threading.main_thread() or not hasattr(signal, "SIGALRM"):
+        yield
+        return
+
+    def expire(signum: int, frame: Any) -> None:
+        raise CaseTimeoutError(f"case ran past case_timeout_s = {seconds:g} s")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def _solve_case(case: Case) -> dict[str, Any]:
+    import_plugins(case.plugins)
+    instance = _build_instance(case.problem, case.family, json.dumps(case.instance_params, sort_keys=True), case.seed)
+    _, cells = solve_and_evaluate(
+        case.problem, instance, case.method, case.seed, case.evaluator, case.evaluator_params, set(case.axes)
+    )
+    return cells
 
 
 def error_message(exc: BaseException) -> str:

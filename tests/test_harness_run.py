@@ -231,3 +231,14 @@ def test_result_without_solution_is_a_row_not_an_error(plugin_dir, tmp_path):
     # The evaluator raised on the missing solution: metrics empty, the reason noted.
     assert rows["fill"].isna().all() and rows["message"].str.contains("evaluator skipped").all()
     assert ResultStore(tmp_path / "res").finished_ids() == set(table["case_id"])
+
+
+def test_case_timeout_stores_an_error_and_the_sweep_goes_on(plugin_dir, tmp_path):
+    cfg = tmp_path / "to.toml"
+    text = config_text("timeout", n=[3]).replace("seeds = 2", "seeds = 1\ncase_timeout_s = 0.5")
+    cfg.write_text(text.replace("sleep_s = 0.0, largest_first", "sleep_s = 30.0, largest_first"))
+    summary = run_experiment(load_config(cfg), SerialExecutor(), root=tmp_path / "res")
+    table = pd.read_csv(tmp_path / "res" / "results.csv")
+    slow = table[table["label"] == "largest"]
+    assert summary.errors == len(slow) == 2 and slow["message"].str.contains("case_timeout_s").all()
+    assert (table[table["label"] != "largest"]["status"] == "feasible").all()
