@@ -536,7 +536,8 @@ def _column_generation(
             if got is None:
                 raise InputError("column generation: the restricted LP failed to solve", field="mode", value="colgen")
             value, _, duals = got
-            pi = duals.get("rate", 0.0) / instance.required_rate
+            # Multipliers clamped to their signs, here and in the Lagrangian bound, so both use the same values.
+            pi = max(duals.get("rate", 0.0), 0.0) / instance.required_rate
             alpha = {key: max(-duals.get(f"link[{k}]", 0.0), 0.0) for k, key in enumerate(keys)}
             # Rows that do not exist yet (no column through them) have dual 0, which is a valid dual of the LP
             # with the row added, because such a row is implied by y >= 0.
@@ -633,18 +634,21 @@ def _column_generation(
         if last.status.has_solution and round(last.objective) < upper:
             upper = round(last.objective)
             incumbent = decode(instance, model)
+        # Every solution avoided by this MILP uses a column with rc_p > delta: its value exceeds lagrange + delta.
+        avoided = math.floor(lagrange + delta - eps) + 1
         if last.status not in (Status.OPTIMAL, Status.INFEASIBLE) or (
             last.status == Status.OPTIMAL and rel_gap is not None and (last.gap or 0.0) > 1e-9
         ):
-            bound = lower if last.bound is None else max(lower, min(math.ceil(last.bound - eps), upper))
-            return _outcome(Status.FEASIBLE, incumbent, upper, bound, last, info)
+            # The optimum is the better of this MILP's (>= its bound) and the avoided solutions' (>= avoided).
+            if last.bound is not None:
+                lower = max(lower, min(math.ceil(last.bound - eps), avoided, upper))
+            return _outcome(Status.FEASIBLE, incumbent, upper, lower, last, info)
         if complete:
             # Nothing was cut off: this MILP was the whole path model.
             if last.status == Status.INFEASIBLE and incumbent is None:
                 return BpcaOutcome(Status.INFEASIBLE, None, None, None, None, last, info)
             return _outcome(Status.OPTIMAL, incumbent, upper, upper, last, info)
-        # Every solution avoided by this MILP uses a column with rc_p > delta: its value exceeds lagrange + delta.
-        lower = max(lower, min(upper, math.floor(lagrange + delta - eps) + 1))
+        lower = max(lower, min(upper, avoided))
         if math.isfinite(upper) and upper <= lower:
             return _outcome(Status.OPTIMAL, incumbent, upper, upper, last, info)
         delta = delta + 1.0
