@@ -34,12 +34,13 @@ def test_quickstart_touches_both_problems_with_exact_heuristic_and_simulation():
 
 
 def test_quickstart_reduced_runs_and_draws(tmp_path):
-    done = run_quickstart(tmp_path, "--limit-cases", "4", "--workers", "2")
+    # The first two cases of each part: its exact MILP and its first heuristic, both simulated.
+    done = run_quickstart(tmp_path, "--limit-cases", "2", "--executor", "serial")
     assert done.returncode == 0, done.stdout + done.stderr
     results = tmp_path / "results"
     for name in ("quickstart_chain", "quickstart_alpaserve"):
         table = pd.read_csv(results / name / "results.csv")
-        assert len(table) == 4 and (table["status"] != "error").all() and table["verified"].all()
+        assert len(table) == 2 and (table["status"] != "error").all() and table["verified"].all()
     for ext in ("png", "pdf", "csv"):
         assert (results / "figures" / f"quickstart.{ext}").stat().st_size > 0
 
