@@ -343,7 +343,7 @@ def resolve_config_path(path: str | Path) -> Path:
 def read_toml(path: Path) -> dict[str, Any]:
     """Parse a TOML file; a missing file or a syntax error is an :class:`InputError` naming the file."""
     if not path.exists():
-        raise InputError("config file not found", source=str(path))
+        raise InputError("file not found", source=str(path))
     try:
         with path.open("rb") as fh:
             return tomllib.load(fh)

@@ -11,14 +11,13 @@ from __future__ import annotations
 import csv
 import json
 import math
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from experiments.config import MethodSpec
+from experiments.config import MethodSpec, read_toml
 from experiments.runner import error_message, solve_and_evaluate
 from serveplan.errors import InputError
 from serveplan.registry import MethodResult, get_method
@@ -66,14 +65,15 @@ PROFILES = {
 # Reading a user's setup.
 
 
-def _toml(path: Path) -> dict[str, Any]:
-    if not path.exists():
-        raise InputError("file not found", source=str(path))
-    try:
-        with path.open("rb") as fh:
-            return tomllib.load(fh)
-    except tomllib.TOMLDecodeError as exc:
-        raise InputError(f"not valid TOML: {exc}", source=str(path)) from None
+def _setup(path: Path, tables: tuple[str, ...]) -> tuple[dict[str, Any], str]:
+    """The plan TOML, with only ``name`` and ``tables`` at its top level, all tables present."""
+    source = str(path)
+    data = read_toml(path)
+    _check_keys(data, ("name", *tables), "", source)
+    for key in tables:
+        if key not in data:
+            raise InputError("missing table", source=source, field=key)
+    return data, source
 
 
 def _csv_rows(path: Path, required: tuple[str, ...], source: str, field_name: str) -> list[dict[str, str]]:
@@ -124,12 +124,7 @@ def read_chain_setup(path: Path) -> Any:
 
     if path.suffix == ".json":
         return ChainInstance.load_json(path)
-    source = str(path)
-    data = _toml(path)
-    _check_keys(data, ("name", "model", "servers", "workload"), "", source)
-    for key in ("model", "servers", "workload"):
-        if key not in data:
-            raise InputError("missing table", source=source, field=key)
+    data, source = _setup(path, ("model", "servers", "workload"))
     model, servers, workload = data["model"], data["servers"], data["workload"]
     _check_keys(model, ("num_blocks", "block_memory_gb", "cache_memory_gb"), "model", source)
     _check_keys(servers, ("file",), "servers", source)
@@ -172,12 +167,7 @@ def read_alpaserve_setup(path: Path) -> Any:
 
     if path.suffix == ".json":
         return AlpaInstance.load(path)
-    source = str(path)
-    data = _toml(path)
-    _check_keys(data, ("name", "cluster", "models", "workload"), "", source)
-    for key in ("cluster", "models", "workload"):
-        if key not in data:
-            raise InputError("missing table", source=source, field=key)
+    data, source = _setup(path, ("cluster", "models", "workload"))
     models_t, workload = data["models"], data["workload"]
     _check_keys(models_t, ("file", "slo_scale"), "models", source)
     _check_keys(workload, ("trace", "cv", "duration_s", "seed"), "workload", source)
