@@ -73,6 +73,8 @@ def run(args: argparse.Namespace) -> int:
         if len(s.error_messages) > 5:
             print(f"  ... and {len(s.error_messages) - 5} more (serveplan show {s.root})")
         failed += s.errors
+    if summaries:
+        print(f"summary: serveplan show {summaries[0].root if len(summaries) == 1 else args.config}")
     if config.figures and not args.no_figures:
         for path in draw_figures(list(config.figures), out_dir=root / "figures", results_root=root, run_missing=False):
             print(f"figure: {path}")
