@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import os
+import sys
 from pathlib import Path
 
 
@@ -23,7 +25,16 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Print one table per experiment."""
+    """Print one table per experiment (quietly stopping when the reader goes away, e.g. ``| head``)."""
+    try:
+        return _show(args)
+    except BrokenPipeError:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # so the interpreter's final flush does not complain
+        return 0
+
+
+def _show(args: argparse.Namespace) -> int:
     from experiments.summary import load_results, render, summary_table
 
     metrics = [m.strip() for m in args.metrics.split(",") if m.strip()] if args.metrics else None
