@@ -385,17 +385,3 @@ def summary_table(table: pd.DataFrame) -> pd.DataFrame:
     if not frame.empty:
         frame["time_ratio_vs_best"] = (frame["sgm_time_s"] + 1.0) / (frame["sgm_time_s"].min() + 1.0)
     return frame
-
-
-def markdown_table(frame: pd.DataFrame, digits: int = 3) -> str:
-    """A GitHub Markdown table of ``frame`` (floats to ``digits`` significant digits)."""
-
-    def cell(v: Any) -> str:
-        if isinstance(v, float):
-            return "-" if math.isnan(v) else ("inf" if math.isinf(v) else f"{v:.{digits}g}")
-        return str(v)
-
-    cols = list(frame.columns)
-    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in frame.itertuples(index=False)]
-    return "\n".join(lines)

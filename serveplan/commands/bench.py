@@ -43,8 +43,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run_solvers(args: argparse.Namespace) -> int:
     """Run a solver suite and print the per-backend summary."""
-    from experiments.bench_solvers import load_suite, markdown_table, run_suite, summary_table
+    from experiments.bench_solvers import load_suite, run_suite, summary_table
     from experiments.machine import machine_line
+    from experiments.summary import markdown_table
     from serveplan.paths import results_dir
 
     suite = load_suite(args.suite)

@@ -21,6 +21,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--by", help="comma-separated grouping columns (default: label and the grid axes)")
     p.add_argument("--results-root", type=Path, help="results folder (default: $SERVEPLAN_RESULTS or ./results)")
     p.add_argument("--errors", action="store_true", help="also list the messages of failed cases")
+    p.add_argument("--markdown", action="store_true", help="print Markdown tables (for docs)")
     p.set_defaults(func=run)
 
 
@@ -35,13 +36,14 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _show(args: argparse.Namespace) -> int:
-    from experiments.summary import load_results, render, summary_table
+    from experiments.summary import load_results, markdown_table, render, summary_table
 
     metrics = [m.strip() for m in args.metrics.split(",") if m.strip()] if args.metrics else None
     by = [b.strip() for b in args.by.split(",") if b.strip()] if args.by else None
     for res in load_results(args.results, args.results_root):
         print(f"== {res.name} ({len(res.rows)} rows)")
-        print(render(summary_table(res, metrics, by)))
+        table = summary_table(res, metrics, by)
+        print(markdown_table(table) if args.markdown and not table.empty else render(table))
         if args.errors and "status" in res.rows:
             bad = res.rows[res.rows["status"] == "error"]
             for _, row in bad.iterrows():
