@@ -13,13 +13,18 @@ import importlib.util
 PROBLEM_CLI = {"chain": "serveplan.chain.cli", "alpaserve": "serveplan.alpaserve.cli"}
 
 
-def register(sub: argparse._SubParsersAction) -> None:
-    """Add ``solve`` and each problem's parser under it."""
-    p = sub.add_parser("solve", help="solve one instance with one method")
+def add_problem_command(sub: argparse._SubParsersAction, name: str, help_text: str, hook: str) -> None:
+    """Add command ``name`` whose sub-commands are the problems exposing ``hook`` in their cli module."""
+    p = sub.add_parser(name, help=help_text)
     problems = p.add_subparsers(dest="problem", metavar="PROBLEM")
     for module in PROBLEM_CLI.values():
         if importlib.util.find_spec(module) is not None:
             mod = importlib.import_module(module)
-            if hasattr(mod, "register_solve"):
-                mod.register_solve(problems)
+            if hasattr(mod, hook):
+                getattr(mod, hook)(problems)
     p.set_defaults(func=lambda args: p.print_help() or 1)
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add ``solve`` and each problem's parser under it."""
+    add_problem_command(sub, "solve", "solve one instance with one method", "register_solve")

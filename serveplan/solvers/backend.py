@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from serveplan.solvers.result import SolveResult
+from serveplan.solvers.result import SolveResult, Status, relative_gap
 from serveplan.solvers.standard_form import LinearProblem
 
 
@@ -62,3 +62,30 @@ class Backend(ABC):
     @abstractmethod
     def solve(self, lp: LinearProblem, options: SolveOptions) -> tuple[SolveResult, np.ndarray | None]:
         """Solve ``lp``; return the result and the incumbent vector (None without one)."""
+
+    def result(
+        self,
+        options: SolveOptions,
+        status: Status,
+        objective: float | None,
+        bound: float | None,
+        wall_s: float,
+        nodes: int | None,
+        message: str,
+        info: dict | None = None,
+    ) -> SolveResult:
+        """A :class:`SolveResult` from this backend, its gap computed from ``objective`` and ``bound``."""
+        return SolveResult(
+            status=status,
+            objective=objective,
+            bound=bound,
+            gap=relative_gap(objective, bound),
+            wall_s=wall_s,
+            nodes=nodes,
+            solver=self.name,
+            solver_version=self.version(),
+            threads=options.threads,
+            time_limit_s=options.time_limit_s,
+            message=message,
+            info=dict(info or {}),
+        )

@@ -9,7 +9,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from serveplan.solvers.backend import Backend, SolveOptions
-from serveplan.solvers.result import SolveResult, Status, relative_gap
+from serveplan.solvers.result import SolveResult, Status
 from serveplan.solvers.standard_form import LinearProblem
 
 
@@ -100,20 +100,7 @@ class HighsBackend(Backend):
         else:
             bound = objective if status == Status.OPTIMAL else None
             nodes = None
-        result = SolveResult(
-            status=status,
-            objective=objective,
-            bound=bound,
-            gap=relative_gap(objective, bound),
-            wall_s=wall,
-            nodes=nodes,
-            solver=self.name,
-            solver_version=self.version(),
-            threads=options.threads,
-            time_limit_s=options.time_limit_s,
-            message=h.modelStatusToString(ms),
-        )
-        return result, x
+        return self.result(options, status, objective, bound, wall, nodes, h.modelStatusToString(ms)), x
 
     def _disambiguate(self, lp: LinearProblem, options: SolveOptions) -> Status:
         """Presolve may only say 'unbounded or infeasible': solve the relaxation without presolve.

@@ -14,7 +14,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from serveplan.solvers.backend import Backend, SolveOptions
-from serveplan.solvers.result import SolveResult, Status, relative_gap
+from serveplan.solvers.result import SolveResult, Status
 from serveplan.solvers.standard_form import LinearProblem
 
 
@@ -101,23 +101,9 @@ class MathOptBackend(Backend):
         bound = bound if math.isfinite(bound) else None
         if status in (Status.INFEASIBLE, Status.UNBOUNDED):
             bound = None
-        return (
-            SolveResult(
-                status=status,
-                objective=objective,
-                bound=bound,
-                gap=relative_gap(objective, bound),
-                wall_s=wall,
-                nodes=int(result.solve_stats.node_count),
-                solver=self.name,
-                solver_version=self.version(),
-                threads=options.threads,
-                time_limit_s=options.time_limit_s,
-                message=f"{reason.name}: {result.termination.detail}".strip(": "),
-                info=self._info(),
-            ),
-            x,
-        )
+        message = f"{reason.name}: {result.termination.detail}".strip(": ")
+        nodes = int(result.solve_stats.node_count)
+        return self.result(options, status, objective, bound, wall, nodes, message, self._info()), x
 
     def _relaxation_infeasible(self, lp: LinearProblem) -> bool:
         """Tell infeasible from unbounded by solving the LP relaxation with HiGHS."""
@@ -131,19 +117,7 @@ class MathOptBackend(Backend):
         return {}
 
     def _error(self, options: SolveOptions, wall: float, message: str) -> SolveResult:
-        return SolveResult(
-            status=Status.ERROR,
-            objective=None,
-            bound=None,
-            gap=None,
-            wall_s=wall,
-            nodes=None,
-            solver=self.name,
-            solver_version=self.version(),
-            threads=options.threads,
-            time_limit_s=options.time_limit_s,
-            message=message,
-        )
+        return self.result(options, Status.ERROR, None, None, wall, None, message)
 
 
 class ScipBackend(MathOptBackend):

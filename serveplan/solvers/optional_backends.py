@@ -14,24 +14,8 @@ import numpy as np
 import scipy.sparse as sp
 
 from serveplan.solvers.backend import Backend, SolveOptions
-from serveplan.solvers.result import SolveResult, Status, relative_gap
+from serveplan.solvers.result import SolveResult, Status
 from serveplan.solvers.standard_form import LinearProblem
-
-
-def _result(backend: Backend, options: SolveOptions, status: Status, objective, bound, wall, nodes, message):
-    return SolveResult(
-        status=status,
-        objective=objective,
-        bound=bound,
-        gap=relative_gap(objective, bound),
-        wall_s=wall,
-        nodes=nodes,
-        solver=backend.name,
-        solver_version=backend.version(),
-        threads=options.threads,
-        time_limit_s=options.time_limit_s,
-        message=message,
-    )
 
 
 class GurobiBackend(Backend):
@@ -85,7 +69,7 @@ class GurobiBackend(Backend):
         bound = float(m.ObjBound) if lp.integer.any() and status.has_solution else objective
         xv = np.asarray(x.X, dtype=float) if objective is not None else None
         nodes = int(m.NodeCount) if lp.integer.any() else None
-        return _result(self, options, status, objective, bound, wall, nodes, f"gurobi status {code}"), xv
+        return self.result(options, status, objective, bound, wall, nodes, f"gurobi status {code}"), xv
 
 
 class CuOptBackend(Backend):
@@ -160,4 +144,4 @@ class CuOptBackend(Backend):
         except Exception:
             bound = objective if status == Status.OPTIMAL else None
         x = np.asarray(sol.get_primal_solution(), dtype=float) if has else None
-        return _result(self, options, status, objective, bound, wall, None, f"cuopt {name}"), x
+        return self.result(options, status, objective, bound, wall, None, f"cuopt {name}"), x

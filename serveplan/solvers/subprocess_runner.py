@@ -60,45 +60,16 @@ def solve_lp_in_subprocess(
     child.close()
     got = parent.poll(hard_limit_s)
     wall = time.perf_counter() - start
+    be = get_backend(backend)
     if not got:
         proc.kill()
         proc.join()
-        return (
-            SolveResult(
-                status=Status.NO_SOLUTION_IN_TIME,
-                objective=None,
-                bound=None,
-                gap=None,
-                wall_s=wall,
-                nodes=None,
-                solver=backend,
-                solver_version=get_backend(backend).version(),
-                threads=threads,
-                time_limit_s=time_limit_s,
-                message=f"killed after the hard limit of {hard_limit_s:.1f} s",
-                info={"killed": True},
-            ),
-            None,
-        )
+        message = f"killed after the hard limit of {hard_limit_s:.1f} s"
+        return be.result(options, Status.NO_SOLUTION_IN_TIME, None, None, wall, None, message, {"killed": True}), None
     kind, payload, x = parent.recv()
     proc.join()
     if kind == "error":
-        return (
-            SolveResult(
-                Status.ERROR,
-                None,
-                None,
-                None,
-                wall,
-                None,
-                backend,
-                get_backend(backend).version(),
-                threads,
-                time_limit_s,
-                message=payload,
-            ),
-            None,
-        )
+        return be.result(options, Status.ERROR, None, None, wall, None, payload), None
     result = SolveResult.from_dict(payload)
     result.info["process_wall_s"] = wall
     return result, x
