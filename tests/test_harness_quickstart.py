@@ -40,7 +40,10 @@ def test_quickstart_reduced_runs_and_draws(tmp_path):
     results = tmp_path / "results"
     for name in ("quickstart_chain", "quickstart_alpaserve"):
         table = pd.read_csv(results / name / "results.csv")
-        assert len(table) == 2 and (table["status"] != "error").all() and table["verified"].all()
+        assert len(table) == 2 and (table["status"] != "error").all()
+        # Every solution verifies; the MILP may stop at its time limit without one on a loaded machine.
+        solved = table[table["status"].isin(["optimal", "feasible"])]
+        assert solved["verified"].all() and len(solved) >= 1
     for ext in ("png", "pdf", "csv"):
         assert (results / "figures" / f"quickstart.{ext}").stat().st_size > 0
 
