@@ -72,6 +72,13 @@ def plugin(tmp_path_factory):
     sys.path.insert(0, str(d))
     yield
     sys.path.remove(str(d))
+    # Test-only registrations must not outlive this file (other tests list every registered method).
+    from serveplan import registry
+
+    for table in (registry._METHODS, registry._FAMILIES, registry._EVALUATORS):
+        for key in [k for k in table if k[1].startswith("_test_cfg_")]:
+            del table[key]
+    sys.modules.pop("sp_harness_cfg_plugin", None)
 
 
 def write(tmp_path, text: str, name: str = "exp.toml"):

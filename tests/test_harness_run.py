@@ -109,6 +109,18 @@ def plugin_dir(tmp_path_factory):
     sys.path.insert(0, str(d))
     yield d
     sys.path.remove(str(d))
+    forget_test_registrations("_test_run_", ("sp_harness_plugin", "sp_harness_fig"))
+
+
+def forget_test_registrations(prefix: str, modules: tuple[str, ...]) -> None:
+    """Remove this file's test-only methods, families and evaluators, so later tests never see them."""
+    from serveplan import registry
+
+    for table in (registry._METHODS, registry._FAMILIES, registry._EVALUATORS):
+        for key in [k for k in table if k[1].startswith(prefix)]:
+            del table[key]
+    for name in modules:
+        sys.modules.pop(name, None)
 
 
 def env_with(path: Path, results: Path) -> dict[str, str]:
