@@ -14,7 +14,8 @@ simulated SLO attainment. docs/formulations_alpaserve.md states what each optimi
 ``ilp:sr_capacity``     The reference ``sr-ilp`` (capacity per rate, 1-GPU groups).
 
 Options (``budget.options``): ``window_s``, ``max_windows``, ``utilisation``, ``space`` ("slots" or
-"partitions"), ``replica_bonus``, ``fill`` (window); ``max_requests``, ``num_slots``, ``eps_s`` (trace).
+"partitions" or "decompose": one MILP per Algorithm 2 partition, the best kept; default "slots" up to 16 GPUs,
+"decompose" above), ``replica_bonus``, ``fill`` (window); ``max_requests``, ``num_slots``, ``eps_s`` (trace).
 
 ``milp:window`` (fluid mode) decodes the MILP's groups and hosted models, then fills the memory those groups
 have left with the fast greedy (more replicas never lower the fluid objective; ``fill=false`` turns it off);
@@ -150,17 +151,21 @@ def fill_memory(instance, placement: Placement) -> Placement:
     return fast_greedy(ctx, configs, start).placement
 
 
+def _window_options(budget: Budget) -> dict[str, Any]:
+    return {
+        "window_s": _opt(budget, "window_s", float, None),
+        "max_windows": _opt(budget, "max_windows", int, 12),
+        "utilisation": _opt(budget, "utilisation", float, 1.0),
+        "replica_bonus": _opt(budget, "replica_bonus", float, 0.0),
+    }
+
+
 def _window(instance, budget: Budget, mode: str, name: str) -> MethodResult:
     t0 = time.perf_counter()
-    model = alpaserve_window.build_model(
-        instance,
-        mode=mode,
-        window_s=_opt(budget, "window_s", float, None),
-        max_windows=_opt(budget, "max_windows", int, 12),
-        utilisation=_opt(budget, "utilisation", float, 1.0),
-        replica_bonus=_opt(budget, "replica_bonus", float, 0.0),
-        space=str(budget.options.get("space", "slots")),
-    )
+    space = str(budget.options.get("space", "slots" if instance.cluster.num_gpus <= 16 else "decompose"))
+    if space == "decompose":
+        return _window_decomposed(instance, budget, mode, name, t0)
+    model = alpaserve_window.build_model(instance, mode=mode, space=space, **_window_options(budget))
     fill = str(budget.options.get("fill", mode == "fluid")).lower() in ("1", "true", "yes", "on")
     extra: dict[str, Any] = {"mode": mode, "window_s": model.window_s, "num_windows": len(model.windows), "fill": fill}
     units = "fluid requests served" if mode == "fluid" else "fluid requests served (upper bound)"
@@ -174,6 +179,59 @@ def _window(instance, budget: Budget, mode: str, name: str) -> MethodResult:
         return fill_memory(instance, placement)
 
     return solve_and_decode(name, instance, model, budget, decode, units, t0, extra)
+
+
+def _window_decomposed(instance, budget: Budget, mode: str, name: str, t0: float) -> MethodResult:
+    """``space="decompose"``: one MILP per Algorithm 2 partition; the best is the partitions-space optimum.
+
+    Each partition gets an equal share of the time limit. The reported bound is the largest per-partition bound
+    (a valid bound on the partitions-space optimum); status ``optimal`` only if every partition was solved to
+    optimality.
+    """
+    n = alpaserve_window.num_partitions(instance)
+    total = budget.time_limit_s if budget.time_limit_s is not None else DEFAULT_TIME_LIMIT_S
+    best_obj, best_model, bounds, statuses, parts = None, None, [], [], []
+    for p in range(n):
+        left = total - (time.perf_counter() - t0)
+        share = max(left / (n - p), 0.5)
+        model = alpaserve_window.build_model(
+            instance, mode=mode, space="partitions", only_partition=p, **_window_options(budget)
+        )
+        res = solve(model, budget.backend, time_limit_s=share, threads=budget.threads, rel_gap=budget.rel_gap)
+        # every partition's optimum is at most the total demand (sum_gc v <= D per model and window)
+        cap = float(model.demand.sum()) + _opt(budget, "replica_bonus", float, 0.0) * len(model.YI)
+        statuses.append(res.status.value)
+        bounds.append(min(res.bound, cap) if res.bound is not None else cap)
+        parts.append({"partition": p, "status": res.status.value, "objective": res.objective, "bound": res.bound})
+        if res.status.has_solution and (best_obj is None or res.objective > best_obj):
+            best_obj, best_model = res.objective, model
+    bound = max(bounds) if bounds else None
+    out = MethodResult(
+        method=name,
+        status="optimal"
+        if all(st == "optimal" for st in statuses)
+        else ("feasible" if best_model else "no_solution_in_time"),
+        solution=None,
+        objective=best_obj,
+        bound=bound,
+        gap=None if best_obj is None or bound is None else abs(bound - best_obj) / max(abs(best_obj), 1e-9),
+        info={"objective_units": "fluid requests served", "space": "decompose", "partitions": parts},
+    )
+    if best_model is not None:
+        placement = alpaserve_window.decode(instance, best_model)
+        fill = str(budget.options.get("fill", mode == "fluid")).lower() in ("1", "true", "yes", "on")
+        if fill:
+            out.info["unfilled_train_attainment"] = Simulator(instance, instance.train).run(placement).attainment
+            placement = fill_memory(instance, placement)
+        report = verify(instance, placement)
+        out.solution, out.verified, out.violations = placement, report.ok, list(report.violations)
+        train = Simulator(instance, instance.train).run(placement)
+        test = train if instance.test is instance.train else Simulator(instance, instance.test).run(placement)
+        out.info.update(
+            train_attainment=train.attainment, test_attainment=test.attainment, placement=placement.to_dict()
+        )
+    out.wall_s = time.perf_counter() - t0
+    return out
 
 
 @register("alpaserve", "milp:window", kind="exact", summary="Window (fluid) MILP: scalable decision model")

@@ -68,6 +68,7 @@ def build_model(
     utilisation: float = 1.0,
     replica_bonus: float = 0.0,
     space: str = "slots",
+    only_partition: int | None = None,
 ) -> pyo.ConcreteModel:
     """Build the window MILP.
 
@@ -96,7 +97,11 @@ def build_model(
         ``"slots"``: every slot chooses any config (sizes non-increasing; the joint space). ``"partitions"``:
         one of Algorithm 2's group partitions (:func:`heuristics.alpaserve_search.group_partitions`: equal groups
         sharing a config plus the remainder's pipelines) is chosen; far fewer binaries and far less symmetry, so
-        it scales to 64 GPUs, at the price of AlpaServe's restricted space.
+        it scales further, at the price of AlpaServe's restricted space.
+    only_partition : int, optional
+        With ``space="partitions"``: build only that partition's groups (index into
+        :func:`heuristics.alpaserve_search.group_partitions`), for :func:`num_partitions`-way decomposition: the
+        partitions-space optimum is the largest of the per-partition optima.
     """
     if mode not in MODES:
         raise InputError("unknown mode", field="mode", value=mode, hint=f"use one of {MODES}")
@@ -133,9 +138,13 @@ def build_model(
             C = len(configs)
         slot_cfg = []
         for pi, p in enumerate(parts):
+            if only_partition is not None and pi != only_partition:
+                continue
             for c in p:
                 slot_cfg.append((len(slot_cfg), configs.index(c)))
                 partition_of.append(pi)
+        if not slot_cfg:
+            raise InputError("no such partition", field="only_partition", value=only_partition)
         G = len(slot_cfg)
     elif space == "slots":
         G = N // min(sizes)
@@ -170,6 +179,9 @@ def build_model(
         # one of Algorithm 2's partitions is chosen; all its groups exist together
         n_part = max(partition_of) + 1
         m.lam = pyo.Var(range(n_part), domain=pyo.Binary)
+        if only_partition is not None:
+            for p in range(n_part):
+                m.lam[p].fix(1 if p == only_partition else 0)
         m.one_partition = pyo.Constraint(expr=sum(m.lam[p] for p in range(n_part)) <= 1)
         m.partition_link = pyo.Constraint(m.SC, rule=lambda m, g, c: m.z[g, c] == m.lam[partition_of[g]])
     else:
@@ -216,6 +228,13 @@ def build_model(
             expr=sum(m.v[idx] for idx in VI) + replica_bonus * sum(m.y[idx] for idx in YI), sense=pyo.maximize
         )
     return m
+
+
+def num_partitions(instance) -> int:
+    """How many group partitions ``space="partitions"`` chooses from."""
+    from heuristics.alpaserve_search import group_partitions
+
+    return len(group_partitions(instance.cluster, instance.cluster.num_gpus))
 
 
 def served_requests(model: pyo.ConcreteModel) -> float:

@@ -171,3 +171,12 @@ def test_window_partition_space_and_memory_fill():
     assert res.info["train_attainment"] >= res.info["unfilled_train_attainment"] - 0.05
     unfilled = run_method("alpaserve", "milp:window", inst, Budget(time_limit_s=30, options={"fill": "false"}))
     assert unfilled.verified and "unfilled_train_attainment" not in unfilled.info
+
+
+def test_window_decomposition_matches_the_partition_space_optimum():
+    inst = tiny_instance(0, n_gpus=4, names=("bert-1.3b", "bert-2.6b"), rate=6.0, dur=20.0)
+    joint = run_method("alpaserve", "milp:window", inst, Budget(time_limit_s=30, options={"space": "partitions"}))
+    dec = run_method("alpaserve", "milp:window", inst, Budget(time_limit_s=30, options={"space": "decompose"}))
+    assert joint.status == dec.status == "optimal"
+    assert dec.objective == pytest.approx(joint.objective, abs=1e-6)
+    assert dec.verified and len(dec.info["partitions"]) > 1
