@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 
 from experiments.config import load_config
-from experiments.executors import SerialExecutor
+from experiments.executors import LocalExecutor, SerialExecutor
 from experiments.grid import expand_cases
 from experiments.runner import run_experiment
 from experiments.store import ResultStore
@@ -191,14 +191,18 @@ def test_dask_matches_local(plugin_dir, tmp_path):
     cfg = tmp_path / "d.toml"
     cfg.write_text(config_text("dask"))
     config = load_config(cfg)
-    run_experiment(config, SerialExecutor(), root=tmp_path / "serial")
+    local = LocalExecutor(workers=1)
+    try:
+        run_experiment(config, local, root=tmp_path / "local")
+    finally:
+        local.close()
     ex = DaskExecutor(workers=1, processes=False)
     try:
         summary = run_experiment(config, ex, root=tmp_path / "dask")
     finally:
         ex.close()
     assert summary.ran == 16 and summary.errors == 0
-    a = ResultStore(tmp_path / "serial").load()[STABLE].sort_values("case_id", ignore_index=True)
+    a = ResultStore(tmp_path / "local").load()[STABLE].sort_values("case_id", ignore_index=True)
     b = ResultStore(tmp_path / "dask").load()[STABLE].sort_values("case_id", ignore_index=True)
     pd.testing.assert_frame_equal(a, b)
 
