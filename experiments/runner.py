@@ -321,6 +321,22 @@ def run_experiment(
         bar.close()
         store.consolidate([c.case_id for c in cases])
         summary.wall_s = time.perf_counter() - t0
+        store.log_run(
+            {
+                "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
+                "wall_s": round(summary.wall_s, 3),
+                "executor": type(executor).__name__,
+                "workers": getattr(executor, "workers", None),
+                "host": socket.gethostname(),
+                "serveplan_version": serveplan.__version__,
+                "config_hash": config.config_hash(),
+                "cases": summary.total,
+                "skipped": summary.skipped,
+                "ran": summary.ran,
+                "errors": summary.errors,
+                "completed": summary.ran == len(todo),
+            }
+        )
     return summary
 
 

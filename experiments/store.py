@@ -4,6 +4,7 @@ Layout of ``results/<experiment>/``::
 
     config.toml        the config file as given (copied)
     resolved.json      the resolved config (every default filled in) and its hash
+    runs.jsonl         one line per `serveplan run`: when, where, executor, cases run / skipped / failed
     cases/<case_id>.json   one row per finished case
     results.csv        every row of the current config's cases (rebuilt after each run)
     results.parquet    the same table, when pyarrow can type every column
@@ -93,6 +94,12 @@ class ResultStore:
             os.replace(self.root / ".config.toml.tmp", self.root / "config.toml")
         resolved = config.to_dict() | {"config_hash": config.config_hash()}
         atomic_write_text(self.root / "resolved.json", json.dumps(resolved, indent=2, sort_keys=True, default=str))
+
+    def log_run(self, record: dict[str, Any]) -> None:
+        """Append one line to ``runs.jsonl`` (a single ``write`` in append mode, so lines never interleave)."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        with (self.root / "runs.jsonl").open("a", encoding="utf-8") as fh:
+            fh.write(json.dumps(record, sort_keys=True, default=str) + "\n")
 
     def resolved(self) -> dict[str, Any] | None:
         """The stored resolved config, if any."""

@@ -153,6 +153,8 @@ def test_rows_errors_and_skip(plugin_dir, tmp_path):
     # Finished cases are skipped; error cases are retried.
     again = run_experiment(config, SerialExecutor(), root=tmp_path / "res")
     assert (again.skipped, again.ran) == (8, 8)
+    log = [json.loads(line) for line in (tmp_path / "res" / "runs.jsonl").read_text().splitlines()]
+    assert [(r["ran"], r["skipped"], r["errors"], r["completed"]) for r in log] == [(16, 0, 8, True), (8, 8, 8, True)]
 
 
 def test_resume_after_kill(plugin_dir, tmp_path, capsys):
