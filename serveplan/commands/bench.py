@@ -28,7 +28,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--suite", default="tiny", help="suite name in experiments/bench_suites/ or a TOML path")
     s.add_argument("--time-limit", type=float, metavar="S", help="per-solve limit (default: the suite's)")
     s.add_argument("--threads", type=int, metavar="N", help="thread budget of every solver (default: the suite's)")
-    s.add_argument("--backends", nargs="+", metavar="B", help="backends (default: the suite's)")
+    s.add_argument("--backends", nargs="+", metavar="B", help="backends, or 'all' available (default: the suite's)")
     s.add_argument("--mps", nargs="+", default=[], metavar="FILE", help="also benchmark these MPS/LP files")
     s.add_argument("--out", type=Path, help="output folder (default: <results>/bench/<suite>)")
     s.add_argument("--markdown", action="store_true", help="print the tables as Markdown (for docs/benchmarks.md)")
@@ -49,6 +49,10 @@ def run_solvers(args: argparse.Namespace) -> int:
     from serveplan.paths import results_dir
 
     suite = load_suite(args.suite)
+    if args.backends == ["all"]:
+        from serveplan.solvers import available_backends
+
+        args.backends = available_backends()
     out = args.out or results_dir() / "bench" / suite.name
     print(f"machine: {machine_line()}")
     limit = args.time_limit or suite.time_limit_s
