@@ -19,6 +19,7 @@ CONFIGS = [
     "experiments/configs/alpaserve_e2e_s2.toml",
     "experiments/configs/alpaserve_e2e_s3.toml",
     "experiments/configs/alpaserve_e2e_azure.toml",
+    "experiments/configs/alpaserve_e2e_azure_s3.toml",
 ]
 AXIS_LABEL = {
     "num_gpus": "#devices",
