@@ -18,6 +18,10 @@ and return the best placement found (``info["stopped_at_time_limit"]``).
 ``round_robin``       Groups of pp=4, round-robin fill (reference ``mp-round-robin``, Fig. 14 ablation).
 ``greedy_group:K``    Groups of K GPUs (pp=K), fast greedy (reference ``mp-greedy-K``, Fig. 14 ablation).
 ``equal:PPxOP``       Dedicated (pp, op) groups, one model each (reference ``mp-equal-pp-op``, Fig. 12).
+
+Options (``budget.options``): ``max_pp`` (8), ``max_op`` (4) for the searches and the groups of ``greedy``/``beam``;
+``prune`` (true: best-first device-split search; false: every split, memoised) for ``search``; ``source``
+("test"/"train") for ``clockwork++``; ``group_size`` (4) for ``round_robin``.
 """
 
 from __future__ import annotations
@@ -90,11 +94,13 @@ def _int_option(budget: Budget, key: str, default: int) -> int:
 
 
 def _search(instance, budget: Budget, use_buckets: bool) -> tuple[PlacementSearch, Any]:
+    prune = str(budget.options.get("prune", "true")).lower() in ("1", "true", "yes", "on")
     ps = PlacementSearch(
         instance,
         instance.train,
         max_pp=_int_option(budget, "max_pp", 8),
         max_op=_int_option(budget, "max_op", 4),
+        prune_monotone=prune,
     )
     return ps, ps.run(use_buckets=use_buckets)
 
