@@ -349,3 +349,34 @@ def test_every_simulator_run_is_a_feasible_point_of_the_simulator_rule_milp(seed
         assert good == int(sim.run(Placement(tuple(Group(configs[c], h) for c, h in groups))).model_good.sum())
         assert _violations(model) == []
         assert pyo.value(model.obj) == pytest.approx(good)
+
+
+@pytest.mark.parametrize("mode", ["fluid", "bound"])
+def test_window_partition_decomposition_is_exact(mode):
+    window = pytest.importorskip("formulations.alpaserve_window")
+    models = (get_model("bert-1.3b"), get_model("bert-2.6b"))
+    lm = latency_model_for("v100-16gb")
+    wl = gamma_workload(power_law_rates(20.0, 2), 3.0, 3.0, 11, stream=1)
+    inst = AlpaInstance(
+        Cluster(4, memory_budget_gb=13.0), models, [2 * lm.single_gpu_latency_s(m) for m in models], lm, wl, wl
+    )
+    n = window.num_partitions(inst)
+    assert n >= 2
+    joint = window.build_model(inst, mode=mode, space="partitions", window_s=1.0)
+    res = solve(joint, time_limit_s=60)
+    assert res.status == "optimal"
+    parts = []
+    for p in range(n):
+        r = solve(
+            window.build_model(inst, mode=mode, space="partitions", only_partition=p, window_s=1.0), time_limit_s=60
+        )
+        assert r.status == "optimal"
+        assert (
+            r.objective
+            <= float(
+                window.build_model(inst, mode=mode, space="partitions", only_partition=p, window_s=1.0).demand.sum()
+            )
+            + 1e-6
+        )
+        parts.append(r.objective)
+    assert res.objective == pytest.approx(max(parts), abs=1e-6)
