@@ -19,8 +19,9 @@ model buckets):
   ``(1.0, 0.5, 0.3, 0.2, 0.1)`` that leaves fewer than 100 splits;
 * finally the bucketed answer is compared with the single-bucket search and the better is kept.
 
-What makes it fast (the enumeration is the reference's; with items 1-3 alone the answers are identical to the
-reference loop whenever scores do not tie):
+What makes it fast (the enumeration is the reference's; with items 1-3 alone every candidate gets the same good
+count as in the reference loop, but a bucket's score is normalised by the bucket's own requests instead of the
+whole trace, which changes the weight of the latency/replica tie-breakers, so near-ties may resolve differently):
 
 1. **Exact decomposition by bucket.** Buckets own disjoint models and disjoint groups, so the simulation of a
    concatenated placement is the sum of independent per-bucket simulations. Each bucket is therefore solved on
