@@ -147,3 +147,24 @@ def decode_mp(instance, model: pyo.ConcreteModel, workload: Workload | None = No
             dropped += 1
         groups.append(Group(model.configs[k], tuple(sorted(hosted))))
     return Placement(tuple(groups)), dropped
+
+
+def build_model(instance, workload: Workload | None = None, *, variant: str = "mp") -> pyo.ConcreteModel:
+    """The common entry point: ``variant="mp"`` (``mp-ilp``, default) or ``"sr"`` (``sr-ilp``)."""
+    if variant == "mp":
+        model = build_mp_model(instance, workload)
+    elif variant == "sr":
+        model = build_sr_model(instance, workload)
+    else:
+        from serveplan.errors import InputError
+
+        raise InputError("unknown capacity ILP variant", field="variant", value=variant, hint="mp or sr")
+    model.variant = variant
+    return model
+
+
+def decode(instance, model: pyo.ConcreteModel) -> Placement:
+    """The placement of either variant (the model parallel one repaired to fit the real per-GPU weights)."""
+    if getattr(model, "variant", "mp") == "sr":
+        return decode_sr(instance, model)
+    return decode_mp(instance, model)[0]

@@ -180,3 +180,13 @@ def test_window_decomposition_matches_the_partition_space_optimum():
     assert joint.status == dec.status == "optimal"
     assert dec.objective == pytest.approx(joint.objective, abs=1e-6)
     assert dec.verified and len(dec.info["partitions"]) > 1
+
+
+def test_capacity_module_entry_points():
+    from formulations import alpaserve_capacity
+
+    inst = tiny_instance(0)
+    for variant in ("mp", "sr"):
+        m = alpaserve_capacity.build_model(inst, variant=variant)
+        assert solve(m, time_limit_s=20).status == "optimal"
+        assert verify(inst, alpaserve_capacity.decode(inst, m)).ok
