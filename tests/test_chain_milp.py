@@ -405,3 +405,23 @@ def test_bpca_colgen_stopped_early_reports_valid_bounds(seed, J, L):
         assert verify(inst, out.solution).ok
     if out.status == Status.OPTIMAL:
         assert objective_of(out.objective) == expected
+
+
+@pytest.mark.parametrize("num_servers", [6, 20])
+def test_cache_ilp_never_needs_more_job_servers_than_gca(num_servers):
+    """GCA's own allocation (trimmed to its job-server count) is feasible for the ILP over GCA's chains."""
+    from heuristics.c_tuning import tune_c
+    from heuristics.gca import gca
+    from serveplan.chain.builders import synthetic_instance
+
+    inst = synthetic_instance(num_servers, 12, arrival_rate=4.0, seed=num_servers)
+    tuning = tune_c(inst, "lower")
+    assert tuning.best_c is not None
+    placement = tuning.placement_run.placement
+    alloc = gca(inst, placement)
+    needed = alloc.job_servers_needed(inst.required_rate)
+    assert needed is not None
+    r = run_method("chain", "milp:cache", inst, Budget(options={"c": tuning.best_c}))
+    assert r.status == "optimal" and r.verified
+    assert r.objective <= needed + 1e-9
+    assert r.info["num_chains"] == len(alloc.chains) >= 5
