@@ -425,6 +425,29 @@ def _path_of_chain(instance: ChainInstance, chain: Chain) -> SegmentPath:
     return SegmentPath(tuple(segs), sum(segment_time_s(instance, s) for s in segs))
 
 
+def _block_dag(
+    instance: ChainInstance, segments: list[Segment], weight: dict[Segment, float]
+) -> tuple[dict[Segment, float], dict[int, list[Segment]], np.ndarray, np.ndarray]:
+    """The block DAG (node n = blocks 1..n done; one arc per segment) with each node's cheapest completion.
+
+    Returns segment times, out-arcs per node, and per node the least remaining time and the least remaining
+    weight to block L (each minimised separately, so together a lower bound on any completion). O(#segments).
+    """
+    L = instance.num_blocks
+    times = {s: segment_time_s(instance, s) for s in segments}
+    out_arcs: dict[int, list[Segment]] = {}
+    for s in segments:
+        out_arcs.setdefault(s.first - 1, []).append(s)
+    min_t = np.full(L + 1, np.inf)
+    min_w = np.full(L + 1, np.inf)
+    min_t[L] = min_w[L] = 0.0
+    for n in range(L - 1, -1, -1):
+        for s in out_arcs.get(n, []):
+            min_t[n] = min(min_t[n], times[s] + min_t[s.last])
+            min_w[n] = min(min_w[n], weight[s] + min_w[s.last])
+    return times, out_arcs, min_t, min_w
+
+
 def _price(
     instance: ChainInstance,
     segments: list[Segment],
@@ -444,18 +467,8 @@ def _price(
     stays valid.
     """
     L = instance.num_blocks
-    times = {s: segment_time_s(instance, s) for s in segments}
-    out_arcs: dict[int, list[Segment]] = {}
-    for s in segments:
-        out_arcs.setdefault(s.first - 1, []).append(s)
-    # Cheapest completions (time and weight separately) for pruning: labels that cannot go negative are dropped.
-    min_t = np.full(L + 1, np.inf)
-    min_w = np.full(L + 1, np.inf)
-    min_t[L] = min_w[L] = 0.0
-    for n in range(L - 1, -1, -1):
-        for s in out_arcs.get(n, []):
-            min_t[n] = min(min_t[n], times[s] + min_t[s.last])
-            min_w[n] = min(min_w[n], weight[s] + min_w[s.last])
+    # Labels that cannot go negative even with the cheapest completion are dropped.
+    times, out_arcs, min_t, min_w = _block_dag(instance, segments, weight)
     eps = 1e-9
     labels: list[list[tuple[float, float, tuple[Segment, ...]]]] = [[] for _ in range(L + 1)]
     labels[0] = [(0.0, 0.0, ())]
@@ -716,17 +729,7 @@ def _paths_below(
     weight and least remaining time, each a lower bound) exceeds the threshold.
     """
     L = instance.num_blocks
-    times = {s: segment_time_s(instance, s) for s in segments}
-    out_arcs: dict[int, list[Segment]] = {}
-    for s in segments:
-        out_arcs.setdefault(s.first - 1, []).append(s)
-    min_t = np.full(L + 1, np.inf)
-    min_w = np.full(L + 1, np.inf)
-    min_t[L] = min_w[L] = 0.0
-    for n in range(L - 1, -1, -1):
-        for s in out_arcs.get(n, []):
-            min_t[n] = min(min_t[n], times[s] + min_t[s.last])
-            min_w[n] = min(min_w[n], weight[s] + min_w[s.last])
+    times, out_arcs, min_t, min_w = _block_dag(instance, segments, weight)
     found: list[SegmentPath] = []
     cut = [False]
     visited = [0]
