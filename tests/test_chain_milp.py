@@ -425,3 +425,16 @@ def test_cache_ilp_never_needs_more_job_servers_than_gca(num_servers):
     assert r.status == "optimal" and r.verified
     assert r.objective <= needed + 1e-9
     assert r.info["num_chains"] == len(alloc.chains) >= 5
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("num_servers", [6, 8, 10])
+def test_colgen_and_enumeration_agree_on_benchmark_instances(num_servers):
+    from serveplan.chain.bench_milp import bench_instance
+
+    inst = bench_instance(num_servers)
+    full = chain_bpca.solve_bpca(inst, mode="enumerate", backend="scip", time_limit_s=120, max_paths=50_000)
+    cg = chain_bpca.solve_bpca(inst, mode="colgen", time_limit_s=120)
+    assert full.status == cg.status == Status.OPTIMAL
+    assert full.objective == pytest.approx(cg.objective)
+    assert verify(inst, full.solution).ok and verify(inst, cg.solution).ok
