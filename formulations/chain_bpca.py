@@ -261,6 +261,7 @@ def solve_bpca(
     initial_chains: list[Chain] | None = None,
     max_iterations: int = 200,
     max_labels: int = 20_000,
+    seed: int = 0,
 ) -> BpcaOutcome:
     """Solve BPCA with the path MILP (``mode="enumerate"``) or by column generation (``mode="colgen"``).
 
@@ -278,10 +279,12 @@ def solve_bpca(
         Column-generation rounds per phase; stopping early leaves the LP bound unproven (bound None).
     max_labels : int
         Label cap per block node in pricing; hitting it makes that pricing round inexact (bound None).
+    seed : int
+        Solver random seed for the MILPs.
     """
     if mode == "enumerate":
         model = build_model(instance, max_paths=max_paths)
-        res = solve(model, backend, time_limit_s=time_limit_s, threads=threads, rel_gap=rel_gap)
+        res = solve(model, backend, time_limit_s=time_limit_s, threads=threads, rel_gap=rel_gap, seed=seed)
         sol = decode(instance, model) if res.status.has_solution else None
         info = {"mode": mode, "num_paths": len(model.bpca_paths), "num_options": len(model.bpca_options)}
         return BpcaOutcome(res.status, sol, res.objective, res.bound, res.gap, res, info)
@@ -296,6 +299,7 @@ def solve_bpca(
             max_iterations=max_iterations,
             max_labels=max_labels,
             max_paths=max_paths,
+            seed=seed,
         )
     raise InputError("unknown BPCA mode", field="mode", value=mode, hint="choose 'enumerate' or 'colgen'")
 
@@ -518,6 +522,7 @@ def _column_generation(
     max_iterations: int,
     max_labels: int,
     max_paths: int,
+    seed: int,
 ) -> BpcaOutcome:
     start = time.perf_counter()
     segments = useful_segments(instance)
@@ -606,7 +611,7 @@ def _column_generation(
     # integer solution (a server has one last block).
     elementary = [p for p in columns.values() if p.is_elementary]
     model = build_model(instance, elementary)
-    res = solve(model, backend, time_limit_s=remaining(), threads=threads, rel_gap=rel_gap)
+    res = solve(model, backend, time_limit_s=remaining(), threads=threads, rel_gap=rel_gap, seed=seed)
     info["restricted_milp"] = str(res.status)
     incumbent = decode(instance, model) if res.status.has_solution else None
     upper = round(res.objective) if res.status.has_solution else math.inf
@@ -642,7 +647,7 @@ def _column_generation(
         if paths is None:
             return _outcome(Status.FEASIBLE, incumbent, upper, lower, last, info)
         model = build_model(instance, paths)
-        last = solve(model, backend, time_limit_s=remaining(), threads=threads, rel_gap=rel_gap)
+        last = solve(model, backend, time_limit_s=remaining(), threads=threads, rel_gap=rel_gap, seed=seed)
         info["threshold_milp"] = str(last.status)
         if last.status.has_solution and round(last.objective) < upper:
             upper = round(last.objective)

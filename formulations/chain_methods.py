@@ -140,6 +140,7 @@ def milp_bpca(instance: ChainInstance, budget: Budget, param: str | None) -> Met
         rel_gap=budget.rel_gap,
         max_paths=_int_option(budget, "max_paths", 20_000),
         initial_chains=initial,
+        seed=budget.seed,
     )
     info = dict(out.info)
     info["restricted_milp"] = str(info["restricted_milp"]) if "restricted_milp" in info else None
@@ -177,7 +178,14 @@ def milp_cache(instance: ChainInstance, budget: Budget, param: str | None) -> Me
             info["reason"] = reason
     info["num_chains"] = len(chains)
     model = chain_cache.build_model(instance, placement, chains)
-    res = solve(model, budget.backend, time_limit_s=budget.time_limit_s, threads=budget.threads, rel_gap=budget.rel_gap)
+    res = solve(
+        model,
+        budget.backend,
+        time_limit_s=budget.time_limit_s,
+        threads=budget.threads,
+        rel_gap=budget.rel_gap,
+        seed=budget.seed,
+    )
     solution = chain_cache.decode(instance, model) if res.status.has_solution else None
     return _verified(_from_solve("milp:cache", res, solution, start, info), instance)
 
@@ -200,7 +208,14 @@ def milp_simplified(instance: ChainInstance, budget: Budget, param: str | None) 
     except (TypeError, ValueError):
         raise InputError("the reservation parameter must be an integer >= 1", field="c", value=c) from None
     model = chain_simplified.build_model(instance, c, max_subsets=_int_option(budget, "max_subsets", 200_000))
-    res = solve(model, budget.backend, time_limit_s=budget.time_limit_s, threads=budget.threads, rel_gap=budget.rel_gap)
+    res = solve(
+        model,
+        budget.backend,
+        time_limit_s=budget.time_limit_s,
+        threads=budget.threads,
+        rel_gap=budget.rel_gap,
+        seed=budget.seed,
+    )
     solution = chain_simplified.decode(instance, model) if res.status.has_solution else None
     info = {"c": c, "num_candidates": len(model.simplified_subsets), "num_chains": None}
     result = _from_solve("milp:simplified", res, solution, start, info)
