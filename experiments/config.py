@@ -186,11 +186,11 @@ SUITE_KEYS = {
 }
 
 
-def _suggest(word: str, choices: list[str]) -> str | None:
+def _suggest(word: str, choices: list[str], what: str = "valid keys") -> str | None:
     close = difflib.get_close_matches(word, choices, n=3, cutoff=0.5)
     if close:
         return "did you mean " + " or ".join(repr(c) for c in close) + "?"
-    return f"valid keys: {', '.join(choices)}" if choices else None
+    return f"{what}: {', '.join(choices)}" if choices else None
 
 
 def check_table(data: dict[str, Any], schema: dict[str, Key], path: str, source: str) -> dict[str, Any]:
@@ -387,6 +387,8 @@ def load_config(path: str | Path, *, check_names: bool = True) -> ExperimentConf
         names = [e.name for e in experiments]
         if len(set(names)) != len(names):
             raise InputError("included experiments must have distinct names", source=source, field="suite.include")
+        if check_names:
+            check_figure_names(suite.get("figures", ()), source, "suite")
         return SuiteConfig(
             name=suite["name"],
             description=suite.get("description", ""),
@@ -528,6 +530,7 @@ def check_registry_names(config: ExperimentConfig) -> None:
     from serveplan.registry import get_evaluator, get_family, get_method
 
     import_plugins(config.plugins, config.source)
+    check_figure_names(config.figures, config.source, "experiment")
 
     def relabel(exc: UnknownNameError, where: str) -> InputError:
         return InputError(exc.message, source=config.source, field=where, value=exc.value, hint=exc.hint)
@@ -546,6 +549,31 @@ def check_registry_names(config: ExperimentConfig) -> None:
             get_evaluator(config.problem, config.evaluator)
         except UnknownNameError as exc:
             raise relabel(exc, "evaluator.name") from None
+
+
+def check_figure_names(names: tuple[str, ...], source: str, where: str) -> None:
+    """Each figure name must be a module of ``paper_figures`` (or an importable module)."""
+    import importlib.util
+    import pkgutil
+
+    import paper_figures
+
+    known = sorted(m.name for m in pkgutil.iter_modules(paper_figures.__path__) if not m.name.startswith("_"))
+    for i, name in enumerate(names):
+        if name in known:
+            continue
+        try:
+            found = importlib.util.find_spec(name) is not None
+        except (ImportError, ValueError):
+            found = False
+        if not found:
+            raise InputError(
+                "unknown figure",
+                source=source,
+                field=f"{where}.figures[{i}]",
+                value=name,
+                hint=_suggest(name, known, "known figures"),
+            )
 
 
 def experiments_of(config: ExperimentConfig | SuiteConfig) -> tuple[ExperimentConfig, ...]:

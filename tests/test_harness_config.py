@@ -128,6 +128,7 @@ def test_good_config_resolves_and_expands(tmp_path):
         ('label = "other"\n', 'label = "other"\nname2 = 1\n', "methods[1].name2", "name"),
         ('family = "_test_cfg_family"', 'family = "_test_cfg_famly"', "instance.family", "_test_cfg_family"),
         ('backend = "scip"', 'backend = "sicp"', "methods[1].backend", "scip"),
+        ("seeds = 2", 'seeds = 2\nfigures = ["quickstrt"]', "experiment.figures[0]", "quickstart"),
     ],
 )
 def test_unknown_keys_and_names_suggest(tmp_path, old, new, field, hint):

@@ -7,7 +7,7 @@ import os
 import sys
 from pathlib import Path
 
-from serveplan.errors import InputError
+from serveplan.errors import InputError, ServeplanError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -76,8 +76,14 @@ def run(args: argparse.Namespace) -> int:
     if summaries:
         print(f"summary: serveplan show {summaries[0].root if len(summaries) == 1 else args.config}")
     if config.figures and not args.no_figures:
-        for path in draw_figures(list(config.figures), out_dir=root / "figures", results_root=root, run_missing=False):
-            print(f"figure: {path}")
+        for name in config.figures:
+            try:
+                paths = draw_figures([name], out_dir=root / "figures", results_root=root, run_missing=False)
+            except ServeplanError as exc:  # the rows are stored; a figure that cannot be drawn is not fatal
+                print(f"figure {name} not drawn: {exc}")
+                continue
+            for path in paths:
+                print(f"figure: {path}")
     return 1 if failed else 0
 
 
