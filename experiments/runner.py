@@ -49,9 +49,7 @@ def _build_instance(problem: str, family: str, params_json: str, seed: int) -> A
 
 def _cell(value: Any) -> Any:
     """A value a table cell can hold: numbers, strings, booleans, None; anything else as JSON."""
-    if value is None or isinstance(value, bool | int | str):
-        return value
-    if isinstance(value, float):
+    if value is None or isinstance(value, bool | int | float | str):
         return value
     if isinstance(value, np.generic):
         return value.item()
