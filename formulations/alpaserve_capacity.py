@@ -52,7 +52,7 @@ def build_sr_model(instance, workload: Workload | None = None) -> pyo.ConcreteMo
     m.p = pyo.Var(m.P, domain=pyo.Binary)
     m.min_tol = pyo.Var(bounds=(0.0, None))
     m.memory = pyo.Constraint(
-        range(N), rule=lambda m, j: sum(float(tab.weight[i, 0]) * m.p[i, j] for i in fits) <= tab.budget_bytes
+        range(N), rule=lambda m, j: sum(float(tab.weight[i, 0] / tab.budget_bytes) * m.p[i, j] for i in fits) <= 1
     )
 
     def tol(i):

@@ -232,7 +232,7 @@ def build_model(
     m.memory = pyo.Constraint(
         list(by_gc),
         rule=lambda m, g, c: (
-            sum(tab.weight[i, c] * m.y[i, g, c] for i in by_gc[(g, c)]) <= tab.budget_bytes * m.z[g, c]
+            sum(tab.weight[i, c] / tab.budget_bytes * m.y[i, g, c] for i in by_gc[(g, c)]) <= m.z[g, c]
         ),
     )
     if offline:

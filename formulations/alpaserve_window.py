@@ -196,7 +196,7 @@ def build_model(
     m.host = pyo.Constraint(m.YI, rule=lambda m, i, g, c: m.y[i, g, c] <= m.z[g, c])
     m.memory = pyo.Constraint(
         [(g, c) for g, c in slot_cfg if by_c.get(c)],
-        rule=lambda m, g, c: sum(tab.weight[i, c] * m.y[i, g, c] for i in by_c[c]) <= tab.budget_bytes * m.z[g, c],
+        rule=lambda m, g, c: sum(tab.weight[i, c] / tab.budget_bytes * m.y[i, g, c] for i in by_c[c]) <= m.z[g, c],
     )
     m.serve_hosted = pyo.Constraint(m.VI, rule=lambda m, i, g, c, w: m.v[i, g, c, w] <= float(D[i, w]) * m.y[i, g, c])
     v_by_iw: dict[tuple[int, int], list[tuple[int, int]]] = {}

@@ -190,7 +190,13 @@ def milp_cache(instance: ChainInstance, budget: Budget, param: str | None) -> Me
     return _verified(_from_solve("milp:cache", res, solution, start, info), instance)
 
 
-@register("chain", "milp:simplified", kind="exact", summary="simplified placement (reservation c), set-partitioning")
+@register(
+    "chain",
+    "milp:simplified",
+    kind="exact",
+    summary="simplified placement (reservation c), set-partitioning",
+    param="c",
+)
 def milp_simplified(instance: ChainInstance, budget: Budget, param: str | None) -> MethodResult:
     """The simplified block-placement problem for one c, exactly (c from options, default the tuned c)."""
     start = time.perf_counter()

@@ -196,11 +196,12 @@ def get_method(problem: str, name: str) -> tuple[Method, str | None]:
     _load_providers()
     if (problem, name) in _METHODS:
         return _METHODS[(problem, name)], None
-    if ":" in name:
-        base, param = name.split(":", 1)
-        method = _METHODS.get((problem, base))
+    # The longest registered base wins, so "milp:simplified:7" is milp:simplified with param "7".
+    cut = len(name)
+    while (cut := name.rfind(":", 0, cut)) > 0:
+        method = _METHODS.get((problem, name[:cut]))
         if method is not None and method.param is not None:
-            return method, param
+            return method, name[cut + 1 :]
     known = [m.name if m.param is None else f"{m.name}:{m.param}" for m in list_methods(problem)]
     close = difflib.get_close_matches(name, known, n=3)
     hint = f"did you mean {', '.join(close)}?" if close else f"known methods: {', '.join(known) or 'none yet'}"

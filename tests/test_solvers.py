@@ -221,3 +221,18 @@ def test_ortools_and_highspy_in_one_process():
         out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
         assert out.returncode == 0, out.stderr
         assert out.stdout.strip().endswith("[2.0, 2.0, 2.0, 2.0]")
+
+
+def test_cpsat_with_continuous_variables_is_not_claimed_optimal():
+    """CP-SAT discretises continuous variables: its answer is a feasible point, never a claimed optimum."""
+    m = pyo.ConcreteModel()
+    m.y = pyo.Var(bounds=(0, 10))
+    m.x = pyo.Var(domain=pyo.Binary)
+    m.c = pyo.Constraint(expr=m.y <= 0.5 + 0.25 * m.x)
+    m.o = pyo.Objective(expr=m.y, sense=pyo.maximize)
+    res = solve(m, "cpsat")
+    assert res.status == Status.FEASIBLE and res.bound is None
+    assert res.objective == pytest.approx(0.75, abs=1e-4)
+    assert res.info["continuous_variables"] == 1 and res.info["continuous_grid"] <= 1e-4
+    # A pure-integer model keeps CP-SAT's own optimality proof.
+    assert solve(knapsack(), "cpsat").status == Status.OPTIMAL

@@ -131,13 +131,52 @@ class ScipBackend(MathOptBackend):
 class CpSatBackend(MathOptBackend):
     """CP-SAT through MathOpt.
 
-    CP-SAT works on integers: OR-Tools scales fractional coefficients (and continuous variables) to
-    integers internally before solving; the result records that this happened.
+    CP-SAT works on integers. OR-Tools scales fractional coefficients to integers (exact up to CP-SAT's
+    ``mip_wanted_precision``) and replaces every continuous variable by an integer multiple of
+    ``1 / mip_var_scaling``. With continuous variables CP-SAT therefore solves a *restriction* of the model
+    (values on a grid): its incumbent is feasible for the model, but its optimum and bound are those of the
+    grid model. Such results are reported as ``feasible`` with no bound, and ``info`` says why. The grid is
+    made as fine as CP-SAT's domain cap (``mip_max_bound``, 1e7) allows, at most ``1e-4``.
     """
 
     name = "cpsat"
     solver_type_name = "CP_SAT"
     description = "CP-SAT via OR-Tools MathOpt (coefficients scaled to integers)"
+    max_var_scaling = 1e4
+    domain_cap = 1e7
+
+    def _var_scaling(self, lp: LinearProblem) -> float:
+        cont = ~lp.integer
+        if not cont.any():
+            return 1.0
+        bounds = np.concatenate([np.abs(lp.col_lb[cont]), np.abs(lp.col_ub[cont])])
+        finite = bounds[np.isfinite(bounds)]
+        largest = float(finite.max()) if finite.size else self.domain_cap
+        return float(max(1.0, min(self.max_var_scaling, self.domain_cap / max(largest, 1.0))))
+
+    def solve(self, lp: LinearProblem, options: SolveOptions) -> tuple[SolveResult, np.ndarray | None]:
+        """Solve with CP-SAT; a model with continuous variables gets an honest 'feasible' (see class doc)."""
+        self._scaling = self._var_scaling(lp)
+        result, x = super().solve(lp, options)
+        n_cont = int((~lp.integer).sum())
+        if n_cont and result.status in (Status.OPTIMAL, Status.FEASIBLE):
+            result.info["continuous_variables"] = n_cont
+            result.info["continuous_grid"] = 1.0 / self._scaling
+            result.info["cpsat_claimed_status"] = str(result.status)
+            result.info["cpsat_claimed_bound"] = result.bound
+            result.message += (
+                f"; {n_cont} continuous variables restricted to a grid of {1.0 / self._scaling:g}:"
+                " optimum and bound are the grid model's, not reported as the model's"
+            )
+            result.status = Status.FEASIBLE
+            result.bound = None
+            result.gap = None
+        return result, x
+
+    def _params(self, options: SolveOptions):
+        params = super()._params(options)
+        params.cp_sat.mip_var_scaling = getattr(self, "_scaling", 1.0)
+        return params
 
     def _info(self) -> dict:
         return {"coefficients": "scaled to integers by CP-SAT's MIP loader"}
