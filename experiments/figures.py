@@ -135,7 +135,14 @@ def draw_figures(
             raise InputError(
                 f"figure {module.NAME} has no result rows", hint=f"run: serveplan run {' '.join(module.CONFIGS)}"
             )
-        written.extend(Path(p) for p in module.plot(rows, out))
+        paths = [Path(p) for p in module.plot(rows, out)]
+        missing = {".png", ".pdf", ".csv"} - {p.suffix for p in paths}
+        if missing:
+            raise InputError(
+                f"figure {module.NAME} wrote no {', '.join(sorted(missing))} file",
+                hint="plot() must write PNG, PDF and the CSV it plotted (paper_figures._common.save_figure)",
+            )
+        written.extend(paths)
     return written
 
 
