@@ -28,8 +28,8 @@ import pandas as pd
 
 from experiments.config import ExperimentConfig
 
-# Statuses after which a case is not rerun on resume; "error" rows are retried.
-FINISHED_STATUSES = frozenset({"optimal", "feasible", "infeasible", "unbounded", "no_solution_in_time"})
+# The one status a resume retries: every other stored row is a finished case.
+RETRIED_STATUS = "error"
 
 
 # Column order of the consolidated table: identity and outcome first, then grid axes and metrics
@@ -138,7 +138,7 @@ class ResultStore:
 
     def finished_ids(self) -> set[str]:
         """Ids of stored cases that a resume skips (every status but ``error``)."""
-        return {cid for cid, status in self.stored_ids().items() if status in FINISHED_STATUSES}
+        return {cid for cid, status in self.stored_ids().items() if status != RETRIED_STATUS}
 
     def rows(self, case_ids: Iterable[str] | None = None) -> list[dict[str, Any]]:
         """Stored rows, of the given cases (in that order) or of all cases (sorted by id)."""
