@@ -227,6 +227,20 @@ class PlanOutcome:
     metric: str
 
 
+def _registered(problem: str, names: tuple[str, ...]) -> list[str]:
+    """The default methods that this installation has (a user's explicit names are checked strictly)."""
+    from serveplan.errors import UnknownNameError
+
+    out = []
+    for name in names:
+        try:
+            get_method(problem, name)
+            out.append(name)
+        except UnknownNameError:
+            continue
+    return out
+
+
 def make_plan(
     problem: str,
     instance: Any,
@@ -240,8 +254,8 @@ def make_plan(
 ) -> PlanOutcome:
     """Run candidates and baselines on ``instance``; recommend the best verified candidate."""
     profile = PROFILES[problem]
-    cands = list(methods or profile.candidates)
-    bases = list(baselines if baselines is not None else profile.baselines)
+    cands = list(methods) if methods else _registered(problem, profile.candidates)
+    bases = list(baselines) if baselines is not None else _registered(problem, profile.baselines)
     rows, results = [], {}
     for role, names in (("candidate", cands), ("baseline", bases)):
         for name in names:
