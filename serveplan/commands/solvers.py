@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 
-from serveplan.solvers import backend_table
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -17,6 +16,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Print the backend table."""
+    from serveplan.solvers import backend_table  # imported here: it loads pyomo and OR-Tools
+
     rows = backend_table()
     if args.json:
         print(json.dumps([r.__dict__ for r in rows], indent=2))
