@@ -32,24 +32,10 @@ from serveplan.alpaserve.model import get_model
 from serveplan.alpaserve.reference import reference_simulate
 from serveplan.alpaserve.simulator import Simulator
 from serveplan.alpaserve.verify import verify
+from serveplan.machine import machine_line
 from serveplan.workloads.arrivals import gamma_workload, power_law_rates
 
 MIX = ("bert-6.7b", "moe-5.3b", "bert-2.6b", "moe-2.4b", "bert-1.3b", "moe-1.3b")
-
-
-def machine_line() -> str:
-    """Machine and library versions (the harness's helper when present)."""
-    try:
-        from experiments.machine import machine_line as ml
-
-        return ml()
-    except ImportError:  # pragma: no cover - the harness ships with serveplan
-        import os
-        import platform
-
-        import numba
-
-        return f"{platform.machine()}, {os.cpu_count()} cores, numpy {np.__version__}, numba {numba.__version__}"
 
 
 def _round_robin_fill(instance: AlpaInstance, configs: list[ParallelConfig]) -> Placement:

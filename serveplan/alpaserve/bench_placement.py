@@ -33,12 +33,12 @@ import time
 from typing import Any
 
 from heuristics.alpaserve_search import PlacementSearch
-from serveplan.alpaserve.bench import machine_line
 from serveplan.alpaserve.cluster import Cluster, Placement
 from serveplan.alpaserve.instance import AlpaInstance
 from serveplan.alpaserve.latency import latency_model_for
 from serveplan.alpaserve.model import get_model
 from serveplan.alpaserve.simulator import Simulator
+from serveplan.machine import machine_line
 from serveplan.registry import Budget, run_method
 from serveplan.workloads.arrivals import gamma_workload, power_law_rates
 

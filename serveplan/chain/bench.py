@@ -17,40 +17,15 @@ Run ``python -m serveplan.chain.bench`` (prints a Markdown table and the machine
 
 from __future__ import annotations
 
-import os
-import platform
 import sys
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import numpy as np
+from serveplan.machine import machine_info
 
 BENCH_C = 7
 DEFAULT_SIZES: tuple[tuple[int, int], ...] = ((100, 80), (300, 80), (1000, 80))
-
-
-def machine_info() -> dict[str, str]:
-    """CPU, core count, Python and library versions of this machine."""
-    import numba
-
-    cpu = platform.processor() or ""
-    try:
-        with open("/proc/cpuinfo") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    return {
-        "cpu": cpu or "unknown",
-        "cores": str(os.cpu_count()),
-        "python": platform.python_version(),
-        "numpy": np.__version__,
-        "numba": numba.__version__,
-        "os": f"{platform.system()} {platform.release()}",
-    }
 
 
 def _best_of(fn: Callable[[], Any], repeats: int) -> tuple[float, Any]:

@@ -19,11 +19,7 @@ of docs/benchmarks.md).
 from __future__ import annotations
 
 import argparse
-import contextlib
-import importlib.metadata
 import math
-import os
-import platform
 import sys
 import time
 from collections.abc import Iterable
@@ -32,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from serveplan.chain.instance import ChainInstance, Server
+from serveplan.machine import machine_line
 
 
 def bench_instance(num_servers: int, seed: int = 0) -> ChainInstance:
@@ -58,24 +55,6 @@ def bench_instance(num_servers: int, seed: int = 0) -> ChainInstance:
         )
     base = sum(1.0 / (s.comm_time_s + s.compute_time_s * L) for s in servers)
     return ChainInstance(tuple(servers), L, 8.0, 1.0, float(np.round(1.5 * base, 3)), 0.7, name=f"bench-J{num_servers}")
-
-
-def machine_info() -> str:
-    """One line: CPU, cores, Python and solver package versions."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    versions = []
-    for pkg in ("highspy", "ortools", "pyomo", "scipy"):
-        with contextlib.suppress(importlib.metadata.PackageNotFoundError):
-            versions.append(f"{pkg} {importlib.metadata.version(pkg)}")
-    return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, {', '.join(versions)}"
 
 
 def bench_bpca(
@@ -204,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--no-colgen", action="store_true")
     args = ap.parse_args(argv)
-    print(f"Machine: {machine_info()}")
+    print(f"Machine: {machine_line()}")
     print(f"Per-solve limit {args.time_limit:g} s, {args.threads} thread(s), seed {args.seed}\n")
     start = time.perf_counter()
     rows = bench_bpca(

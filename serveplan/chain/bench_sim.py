@@ -12,32 +12,13 @@ docs/benchmarks.md).
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import time
 
-import numba
 import numpy as np
 
 from serveplan.chain.policies import POLICIES
 from serveplan.chain.simulator import simulate_poisson
-
-
-def machine_info() -> str:
-    """One line describing the machine and the library versions."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    return (
-        f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, numpy {np.__version__}, "
-        f"numba {numba.__version__}, {platform.system()} {platform.release()}"
-    )
+from serveplan.machine import machine_line
 
 
 def run_benchmark(
@@ -105,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--reference-jobs", type=int, default=50_000)
     p.add_argument("--load", type=float, default=0.8)
     args = p.parse_args(argv)
-    print(f"machine: {machine_info()}")
+    print(f"machine: {machine_line()}")
     print(f"load rho = {args.load}; Poisson arrivals, Exp(1) sizes; rates U[0.2, 2], capacities 1..8\n")
     print(to_markdown(run_benchmark(args.jobs, args.chains, args.reference_jobs, args.load)))
     return 0

@@ -44,8 +44,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run_solvers(args: argparse.Namespace) -> int:
     """Run a solver suite and print the per-backend summary."""
     from experiments.bench_solvers import load_suite, run_suite, summary_table
-    from experiments.machine import machine_line
     from experiments.summary import markdown_table
+    from serveplan.machine import machine_line
     from serveplan.paths import results_dir
 
     suite = load_suite(args.suite)
@@ -95,7 +95,7 @@ def run_topic(args: argparse.Namespace) -> int:
     """Run every benchmark of one topic and print its rows."""
     import pandas as pd
 
-    from experiments.machine import machine_line
+    from serveplan.machine import machine_line
 
     benches = find_benchmarks(args.topic, args.problem)
     if not benches:

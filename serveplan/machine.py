@@ -18,7 +18,9 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
-def machine_info(packages: tuple[str, ...] = ("numpy", "highspy", "ortools", "pyomo", "numba")) -> dict[str, str]:
+def machine_info(
+    packages: tuple[str, ...] = ("numpy", "scipy", "numba", "highspy", "ortools", "pyomo"),
+) -> dict[str, str]:
     """CPU model, core count, OS, Python and the versions of ``packages``."""
     info = {
         "cpu": cpu_model(),
@@ -34,6 +36,7 @@ def machine_info(packages: tuple[str, ...] = ("numpy", "highspy", "ortools", "py
     return info
 
 
-def machine_line() -> str:
+def machine_line(packages: tuple[str, ...] | None = None) -> str:
     """:func:`machine_info` as one line."""
-    return ", ".join(f"{k} {v}" for k, v in machine_info().items())
+    info = machine_info() if packages is None else machine_info(packages)
+    return ", ".join(f"{k} {v}" for k, v in info.items())
