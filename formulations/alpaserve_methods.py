@@ -62,10 +62,12 @@ def solve_and_decode(
 ) -> MethodResult:
     """Solve ``model``, decode, verify and simulate; package as a :class:`MethodResult`."""
     build_s = time.perf_counter() - t0
+    # The method's budget covers building the model too: the solver gets what is left (at least 1 s).
+    limit = budget.time_limit_s if budget.time_limit_s is not None else DEFAULT_TIME_LIMIT_S
     res = solve(
         model,
         budget.backend,
-        time_limit_s=budget.time_limit_s if budget.time_limit_s is not None else DEFAULT_TIME_LIMIT_S,
+        time_limit_s=max(1.0, limit - build_s),
         threads=budget.threads,
         rel_gap=budget.rel_gap,
         seed=budget.seed,
