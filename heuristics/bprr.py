@@ -40,9 +40,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from serveplan.chain.instance import ChainInstance
-from serveplan.chain.path_simulator import Route, ServerState
-from serveplan.chain.placement import ChainSolution, Placement, residual_slots, slots_from_memory
-from serveplan.chain.verify import verify
+from serveplan.chain.path_simulator import PlacedRouter, Route, ServerState, placement_only_result, trace_path
+from serveplan.chain.placement import Placement, residual_slots, slots_from_memory
 from serveplan.errors import InputError
 from serveplan.registry import Budget, MethodResult
 
@@ -132,21 +131,12 @@ def cg_bp(instance: ChainInstance, R: int) -> CgBpResult:
     return CgBpResult(Placement(tuple(a), tuple(mm)), R, bool(np.all(cb >= R)), cb)
 
 
-class WsRrRouter:
+class WsRrRouter(PlacedRouter):
     """WS-RR: shortest path with waiting penalties from estimated releases (module docstring)."""
 
     def __init__(self, instance: ChainInstance, placement: Placement, *, retry_quantisation: bool = False) -> None:
-        self.L = instance.num_blocks
-        self.comm = instance.comm_time_s
-        self.compute = instance.compute_time_s
-        self.a = np.asarray(placement.first_block)
-        self.m = np.asarray(placement.num_blocks)
-        self.used_servers = [j for j in range(len(self.m)) if self.m[j] > 0]
+        super().__init__(instance, placement)
         self.retry_quantisation = retry_quantisation
-
-    def estimated_service_s(self, route: Route) -> float:
-        """Mean service time T_path of the route."""
-        return float(sum(self.comm[j] + self.compute[j] * b for j, b in zip(route.servers, route.blocks, strict=True)))
 
     @staticmethod
     def wait_s(now: float, need: int, state: ServerState, j: int) -> float:
@@ -198,20 +188,11 @@ class WsRrRouter:
                     prev[q] = (j, p, w)
         if not np.isfinite(best[L + 1]):
             return None
-        servers, blocks, waits = [], [], []
-        q = L + 1
-        while q != 1:
-            step = prev[q]
-            assert step is not None
-            j, p, w = step
-            servers.append(j)
-            blocks.append(q - p)
-            waits.append(w)
-            q = p
-        wait = max(waits)
+        servers, blocks, steps = trace_path(prev, L)
+        wait = max(w for _, _, w in steps)
         if self.retry_quantisation:
             wait = self.quantise(wait)
-        return Route(tuple(reversed(servers)), tuple(reversed(blocks)), now + wait)
+        return Route(servers, blocks, now + wait)
 
 
 def solve_bprr(instance: ChainInstance, budget: Budget, param: str | None = None) -> MethodResult:
@@ -230,26 +211,14 @@ def solve_bprr(instance: ChainInstance, budget: Budget, param: str | None = None
     else:
         R = int(budget.options.get("R", default_R(instance)))
     res = cg_bp(instance, R)
-    solution = ChainSolution(res.placement, (), ())
-    report = verify(instance, solution)
-    violations = [v for v in report.violations if not v.startswith("rate")]
+    extra = []
     if not res.feasible:
-        violations.append(f"cg_bp: some block holds fewer than R={R} requests (min {int(res.block_capacity.min())})")
-    ok = report.checks.get("coverage", False)
-    return MethodResult(
-        method="bprr",
-        status="feasible" if ok else "infeasible",
-        solution=solution if ok else None,
-        objective=None,
-        verified=ok and not violations,
-        violations=violations,
-        wall_s=time.perf_counter() - t0,
-        info={
-            "routing": "ws_rr",
-            "R": R,
-            "cg_bp_feasible": res.feasible,
-            "slot_capacity": np.maximum(residual_slots(instance, res.placement), 0).tolist(),
-            "retry_quantisation": str(budget.options.get("retry_quantisation", False)).lower()
-            in ("1", "true", "yes", "on"),
-        },
-    )
+        extra.append(f"cg_bp: some block holds fewer than R={R} requests (min {int(res.block_capacity.min())})")
+    info = {
+        "routing": "ws_rr",
+        "R": R,
+        "cg_bp_feasible": res.feasible,
+        "slot_capacity": np.maximum(residual_slots(instance, res.placement), 0).tolist(),
+        "retry_quantisation": str(budget.options.get("retry_quantisation", False)).lower() in _TRUE,
+    }
+    return placement_only_result("bprr", instance, res.placement, extra, t0, info)

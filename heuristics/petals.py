@@ -37,9 +37,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from serveplan.chain.instance import ChainInstance
-from serveplan.chain.path_simulator import Route, ServerState
-from serveplan.chain.placement import ChainSolution, Placement
-from serveplan.chain.verify import verify
+from serveplan.chain.path_simulator import PlacedRouter, Route, ServerState, placement_only_result, trace_path
+from serveplan.chain.placement import Placement
 from serveplan.errors import InputError
 from serveplan.registry import Budget, MethodResult
 
@@ -248,21 +247,12 @@ def petals_placement(instance: ChainInstance, options: PetalsOptions, seed: int)
     return Placement(tuple(a), tuple(mm))
 
 
-class PetalsRouter:
+class PetalsRouter(PlacedRouter):
     """PETALS' min-latency routing with the cache penalty, over a placement (see the module docstring)."""
 
     def __init__(self, instance: ChainInstance, placement: Placement, penalty_s: float) -> None:
-        self.L = instance.num_blocks
-        self.comm = instance.comm_time_s
-        self.compute = instance.compute_time_s
-        self.a = np.asarray(placement.first_block)
-        self.m = np.asarray(placement.num_blocks)
+        super().__init__(instance, placement)
         self.penalty_s = float(penalty_s)
-        self.used_servers = [j for j in range(len(self.m)) if self.m[j] > 0]
-
-    def estimated_service_s(self, route: Route) -> float:
-        """Mean service time T_path of the route."""
-        return float(sum(self.comm[j] + self.compute[j] * b for j, b in zip(route.servers, route.blocks, strict=True)))
 
     def route(self, now: float, request: int, state: ServerState) -> Route | None:
         """Dynamic program over next-block positions 1..L+1 (edges only move forward)."""
@@ -287,16 +277,8 @@ class PetalsRouter:
                     prev[q] = (j, p)
         if not np.isfinite(best[L + 1]):
             return None
-        servers, blocks = [], []
-        q = L + 1
-        while q != 1:
-            step = prev[q]
-            assert step is not None
-            j, p = step
-            servers.append(j)
-            blocks.append(q - p)
-            q = p
-        return Route(tuple(reversed(servers)), tuple(reversed(blocks)), now)
+        servers, blocks, _ = trace_path(prev, L)
+        return Route(servers, blocks, now)
 
 
 def slot_capacity(instance: ChainInstance, placement: Placement, options: PetalsOptions) -> np.ndarray:
@@ -314,9 +296,6 @@ def solve_petals(instance: ChainInstance, budget: Budget, param: str | None = No
     t0 = time.perf_counter()
     options = PetalsOptions.from_dict(budget.options)
     placement = petals_placement(instance, options, budget.seed)
-    solution = ChainSolution(placement, (), ())
-    report = verify(instance, solution)
-    violations = [v for v in report.violations if not v.startswith("rate")]
     m = np.asarray(placement.num_blocks, dtype=float)
     pool_ok = bool(
         np.all(
@@ -324,21 +303,11 @@ def solve_petals(instance: ChainInstance, budget: Budget, param: str | None = No
             <= instance.memory_gb + 1e-9
         )
     )
-    if not pool_ok:
-        violations.append("memory: PETALS cache pools do not fit")
-    covered = report.checks.get("coverage", False)
-    return MethodResult(
-        method="petals",
-        status="feasible" if covered else "infeasible",
-        solution=solution if covered else None,
-        objective=None,
-        verified=not violations and covered,
-        violations=violations,
-        wall_s=time.perf_counter() - t0,
-        info={
-            "routing": "petals",
-            "slot_capacity": slot_capacity(instance, placement, options).tolist(),
-            "penalty_s": options.penalty_s,
-            "options": options.__dict__,
-        },
-    )
+    extra = [] if pool_ok else ["memory: PETALS cache pools do not fit"]
+    info = {
+        "routing": "petals",
+        "slot_capacity": slot_capacity(instance, placement, options).tolist(),
+        "penalty_s": options.penalty_s,
+        "options": options.__dict__,
+    }
+    return placement_only_result("petals", instance, placement, extra, t0, info)

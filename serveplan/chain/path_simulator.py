@@ -28,13 +28,19 @@ paper's run lengths (hundreds to a few thousand requests).
 from __future__ import annotations
 
 import heapq
+import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
+from serveplan.chain.instance import ChainInstance
+from serveplan.chain.placement import ChainSolution, Placement
 from serveplan.chain.simulator import SimulationResult
+from serveplan.chain.verify import verify
 from serveplan.errors import InputError
+from serveplan.registry import MethodResult
 
 
 @dataclass(frozen=True)
@@ -86,6 +92,78 @@ class Router(Protocol):
 
     def estimated_service_s(self, route: Route) -> float:
         """The mean service time the router expects on ``route`` (sets estimated release times)."""
+
+
+class PlacedRouter:
+    """What every router over a fixed placement knows: the servers' windows and per-job times.
+
+    Subclasses implement ``route``; this base supplies the placement view and the mean service time of a
+    path (T_path = sum over its servers of tau^c_j + tau^p_j b_j).
+    """
+
+    def __init__(self, instance: ChainInstance, placement: Placement) -> None:
+        self.L = instance.num_blocks
+        self.comm = instance.comm_time_s
+        self.compute = instance.compute_time_s
+        self.a = np.asarray(placement.first_block)
+        self.m = np.asarray(placement.num_blocks)
+        self.used_servers = [j for j in range(len(self.m)) if self.m[j] > 0]
+
+    def estimated_service_s(self, route: Route) -> float:
+        """Mean service time T_path of the route."""
+        return float(sum(self.comm[j] + self.compute[j] * b for j, b in zip(route.servers, route.blocks, strict=True)))
+
+
+def trace_path(prev: Sequence[tuple[Any, ...] | None], L: int) -> tuple[tuple[int, ...], tuple[int, ...], list[tuple]]:
+    """Walk a next-block shortest-path DP back from position L + 1 to 1.
+
+    ``prev[q]`` is the step that reached next-block position q: a tuple ``(server, from_position, ...)``.
+    Returns the servers and their block counts in processing order, and the steps themselves (same order).
+    O(path length).
+    """
+    steps = []
+    q = L + 1
+    while q != 1:
+        step = prev[q]
+        assert step is not None
+        steps.append((q, step))
+        q = step[1]
+    steps.reverse()
+    servers = tuple(step[0] for _, step in steps)
+    blocks = tuple(q - step[1] for q, step in steps)
+    return servers, blocks, [step for _, step in steps]
+
+
+def placement_only_result(
+    method: str,
+    instance: ChainInstance,
+    placement: Placement,
+    extra_violations: list[str],
+    t0: float,
+    info: dict[str, Any],
+) -> MethodResult:
+    """Package a routing baseline's placement as a MethodResult (routing happens at simulation time).
+
+    The solution holds the placement and no chains (the baseline reserves no per-chain cache). It is
+    verified against every constraint except the rate target; ``extra_violations`` (the baseline's own
+    checks) follow verify's. Feasible when the placement covers every block; ``verified`` also needs no
+    violation.
+    """
+    solution = ChainSolution(placement, (), ())
+    report = verify(instance, solution)
+    violations = [v for v in report.violations if not v.startswith("rate")]
+    violations.extend(extra_violations)
+    covered = report.checks.get("coverage", False)
+    return MethodResult(
+        method=method,
+        status="feasible" if covered else "infeasible",
+        solution=solution if covered else None,
+        objective=None,
+        verified=covered and not violations,
+        violations=violations,
+        wall_s=time.perf_counter() - t0,
+        info=info,
+    )
 
 
 def path_coef(comm_coef: np.ndarray, block_coef: np.ndarray, route: Route) -> np.ndarray:
