@@ -34,6 +34,7 @@ from serveplan.alpaserve.cluster import Placement, TimeVaryingPlacement, load_pl
 from serveplan.alpaserve.instance import AlpaInstance
 from serveplan.alpaserve.simulator import SimResult, Simulator
 from serveplan.alpaserve.verify import verify
+from serveplan.commands.options import add_budget_arguments, add_option_argument, budget_from_args
 from serveplan.errors import InputError
 from serveplan.workloads.spec import workload_from_spec
 from serveplan.workloads.workload import Workload
@@ -83,12 +84,8 @@ def register_solve(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--instance", required=True, metavar="FILE", help="instance JSON file")
     p.add_argument("--method", required=True, help="method name (see `serveplan methods alpaserve`)")
-    p.add_argument("--backend", default="highs", help="MILP backend for exact methods (default highs)")
-    p.add_argument("--time-limit", type=float, default=None, metavar="S", help="wall-clock limit, seconds")
-    p.add_argument("--threads", type=int, default=None, metavar="N", help="thread budget")
-    p.add_argument("--rel-gap", type=float, default=None, help="relative MIP gap for exact methods")
-    p.add_argument("--seed", type=int, default=0, help="seed for random methods (default 0)")
-    p.add_argument("--option", "-o", action="append", default=[], metavar="KEY=VALUE", help="method option")
+    add_budget_arguments(p)
+    add_option_argument(p)
     p.add_argument("--save", metavar="FILE", help="write the placement JSON to FILE")
     _sim_arguments(p)
     p.set_defaults(func=run_solve)
@@ -224,24 +221,10 @@ def run_simulate(args: argparse.Namespace) -> int:
 
 def run_solve(args: argparse.Namespace) -> int:
     """Handler of ``serveplan solve alpaserve``."""
-    from serveplan.registry import Budget, run_method
+    from serveplan.registry import run_method
 
     instance = AlpaInstance.load(args.instance)
-    opts: dict[str, Any] = {}
-    for pair in args.option:
-        if "=" not in pair:
-            raise InputError("options are KEY=VALUE", field="--option", value=pair)
-        k, v = pair.split("=", 1)
-        opts[k.strip()] = v.strip()
-    budget = Budget(
-        time_limit_s=args.time_limit,
-        threads=args.threads,
-        backend=args.backend,
-        rel_gap=args.rel_gap,
-        seed=args.seed,
-        options=opts,
-    )
-    result = run_method("alpaserve", args.method, instance, budget)
+    result = run_method("alpaserve", args.method, instance, budget_from_args(args))
     out: dict[str, Any] = {
         "method": result.method,
         "status": result.status,

@@ -20,8 +20,8 @@ from serveplan.chain.instance import ChainInstance
 from serveplan.chain.placement import ChainSolution, residual_slots, service_time_s
 from serveplan.chain.simulate_cli import register_simulate
 from serveplan.chain.verify import verify
-from serveplan.errors import InputError
-from serveplan.registry import Budget, MethodResult, run_method
+from serveplan.commands.options import add_budget_arguments, add_option_argument, budget_from_args
+from serveplan.registry import MethodResult, run_method
 
 __all__ = ["register_simulate", "register_solve"]
 
@@ -35,32 +35,11 @@ def register_solve(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--instance", required=True, metavar="FILE", help="instance JSON file")
     p.add_argument("--method", default="gbp_cr+gca", help="method name (see `serveplan methods chain`)")
-    p.add_argument("--backend", default="highs", help="MILP backend for exact methods (default highs)")
-    p.add_argument("--time-limit", type=float, default=None, metavar="S", help="wall-clock limit, seconds")
-    p.add_argument("--threads", type=int, default=None, metavar="N", help="thread budget")
-    p.add_argument("--rel-gap", type=float, default=None, help="relative MIP gap for exact methods")
-    p.add_argument("--seed", type=int, default=0, help="seed for random methods (default 0)")
-    p.add_argument(
-        "--option",
-        "-o",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="method option, repeatable (e.g. -o c=7 -o last_server=truncate)",
-    )
+    add_budget_arguments(p)
+    add_option_argument(p, help="method option, repeatable (e.g. -o c=7 -o last_server=truncate)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--save", metavar="FILE", help="also write the solution and report as JSON to FILE")
     p.set_defaults(func=run_solve)
-
-
-def _options(pairs: list[str]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for pair in pairs:
-        if "=" not in pair:
-            raise InputError("options are KEY=VALUE", field="--option", value=pair)
-        key, value = pair.split("=", 1)
-        out[key.strip()] = value.strip()
-    return out
 
 
 def _finite(x: Any) -> Any:
@@ -145,15 +124,7 @@ def _print_text(instance: ChainInstance, result: MethodResult) -> None:
 def run_solve(args: argparse.Namespace) -> int:
     """Handler of ``serveplan solve chain``."""
     instance = ChainInstance.load_json(args.instance)
-    budget = Budget(
-        time_limit_s=args.time_limit,
-        threads=args.threads,
-        backend=args.backend,
-        rel_gap=args.rel_gap,
-        seed=args.seed,
-        options=_options(args.option),
-    )
-    result = run_method("chain", args.method, instance, budget)
+    result = run_method("chain", args.method, instance, budget_from_args(args))
     report = report_dict(instance, result)
     if args.save:
         with open(args.save, "w") as fh:

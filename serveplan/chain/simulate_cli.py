@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from serveplan.chain.instance import ChainInstance
-from serveplan.errors import InputError
+from serveplan.commands.options import add_option_argument, parse_options
 from serveplan.registry import Budget, run_method
 
 
@@ -31,7 +31,7 @@ def register_simulate(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--instance", required=True, metavar="FILE", help="instance JSON file")
     p.add_argument("--method", default="gbp_cr+gca", help="method (see `serveplan methods chain`)")
-    p.add_argument("--option", "-o", action="append", default=[], metavar="KEY=VALUE", help="method option")
+    add_option_argument(p)
     p.add_argument("--policy", default="jffc", help="jffc, sa_jsq, jiq, jsq or sed (chain solutions)")
     p.add_argument("--arrivals", default="poisson", choices=("poisson", "trace"))
     p.add_argument("--trace", default="code", choices=("code", "conv"), help="Azure LLM 2023 trace")
@@ -48,23 +48,13 @@ def register_simulate(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run_simulate)
 
 
-def _options(pairs: list[str]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for pair in pairs:
-        if "=" not in pair:
-            raise InputError("options are KEY=VALUE", field="--option", value=pair)
-        key, value = pair.split("=", 1)
-        out[key.strip()] = value.strip()
-    return out
-
-
 def run_simulate(args: argparse.Namespace) -> int:
     """Handler of ``serveplan simulate chain``."""
     import heuristics.chain_baselines_methods  # noqa: F401  (registers the baselines)
     from serveplan.chain.experiments_serving import simulate_solution, summarise_records
 
     instance = ChainInstance.load_json(args.instance)
-    result = run_method("chain", args.method, instance, Budget(seed=args.seed, options=_options(args.option)))
+    result = run_method("chain", args.method, instance, Budget(seed=args.seed, options=parse_options(args.option)))
     if result.solution is None:
         print(f"{args.method}: no solution ({result.status}); {result.info.get('reason', '')}", file=sys.stderr)
         return 1
