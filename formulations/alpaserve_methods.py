@@ -31,7 +31,7 @@ from typing import Any
 from formulations import alpaserve_capacity, alpaserve_trace, alpaserve_window
 from heuristics.alpaserve_greedy import SelectionContext, WorkingPlacement, fast_greedy
 from serveplan.alpaserve.cluster import Placement
-from serveplan.alpaserve.simulator import Simulator
+from serveplan.alpaserve.simulator import Simulator, simulate_train_test
 from serveplan.alpaserve.verify import verify
 from serveplan.errors import InputError
 from serveplan.registry import Budget, MethodResult, register
@@ -95,8 +95,7 @@ def solve_and_decode(
         out.solution = placement
         out.verified = report.ok
         out.violations = list(report.violations)
-        train = Simulator(instance, instance.train).run(placement)
-        test = train if instance.test is instance.train else Simulator(instance, instance.test).run(placement)
+        train, test = simulate_train_test(instance, placement)
         info.update(
             train_attainment=train.attainment,
             test_attainment=test.attainment,
@@ -153,6 +152,11 @@ def fill_memory(instance, placement: Placement) -> Placement:
     return fast_greedy(ctx, configs, start).placement
 
 
+def _fill_option(budget: Budget, mode: str) -> bool:
+    """``options["fill"]``: fill the decoded groups' memory with the fast greedy (default: fluid mode only)."""
+    return str(budget.options.get("fill", mode == "fluid")).lower() in ("1", "true", "yes", "on")
+
+
 def _window_options(budget: Budget) -> dict[str, Any]:
     return {
         "window_s": _opt(budget, "window_s", float, None),
@@ -168,7 +172,7 @@ def _window(instance, budget: Budget, mode: str, name: str) -> MethodResult:
     if space == "decompose":
         return _window_decomposed(instance, budget, mode, name, t0)
     model = alpaserve_window.build_model(instance, mode=mode, space=space, **_window_options(budget))
-    fill = str(budget.options.get("fill", mode == "fluid")).lower() in ("1", "true", "yes", "on")
+    fill = _fill_option(budget, mode)
     extra: dict[str, Any] = {"mode": mode, "window_s": model.window_s, "num_windows": len(model.windows), "fill": fill}
     units = "fluid requests served" if mode == "fluid" else "fluid requests served (upper bound)"
 
@@ -222,14 +226,13 @@ def _window_decomposed(instance, budget: Budget, mode: str, name: str, t0: float
     )
     if best_model is not None:
         placement = alpaserve_window.decode(instance, best_model)
-        fill = str(budget.options.get("fill", mode == "fluid")).lower() in ("1", "true", "yes", "on")
+        fill = _fill_option(budget, mode)
         if fill:
             out.info["unfilled_train_attainment"] = Simulator(instance, instance.train).run(placement).attainment
             placement = fill_memory(instance, placement)
         report = verify(instance, placement)
         out.solution, out.verified, out.violations = placement, report.ok, list(report.violations)
-        train = Simulator(instance, instance.train).run(placement)
-        test = train if instance.test is instance.train else Simulator(instance, instance.test).run(placement)
+        train, test = simulate_train_test(instance, placement)
         out.info.update(
             train_attainment=train.attainment, test_attainment=test.attainment, placement=placement.to_dict()
         )
@@ -249,31 +252,22 @@ def _m_window_bound(instance, budget: Budget, param: str | None) -> MethodResult
     return _window(instance, budget, "bound", "milp:window_bound")
 
 
+def _capacity(instance, budget: Budget, name: str, build: Callable, decode: Callable) -> MethodResult:
+    """The reference capacity ILPs: build, solve and decode with the model's own builder and decoder."""
+    t0 = time.perf_counter()
+    model = build(instance)
+    return solve_and_decode(
+        name, instance, model, budget, lambda m: decode(instance, m), "min capacity/rate + 1e-4 sum", t0
+    )
+
+
 @register("alpaserve", "ilp:capacity", kind="baseline", summary="Reference mp-ilp: capacity per rate, pipelines")
 def _m_capacity(instance, budget: Budget, param: str | None) -> MethodResult:
-    t0 = time.perf_counter()
-    model = alpaserve_capacity.build_mp_model(instance)
-    return solve_and_decode(
-        "ilp:capacity",
-        instance,
-        model,
-        budget,
-        lambda m: alpaserve_capacity.decode_mp(instance, m),
-        "min capacity/rate + 1e-4 sum",
-        t0,
-    )
+    return _capacity(instance, budget, "ilp:capacity", alpaserve_capacity.build_mp_model, alpaserve_capacity.decode_mp)
 
 
 @register("alpaserve", "ilp:sr_capacity", kind="baseline", summary="Reference sr-ilp: capacity per rate, 1-GPU groups")
 def _m_sr_capacity(instance, budget: Budget, param: str | None) -> MethodResult:
-    t0 = time.perf_counter()
-    model = alpaserve_capacity.build_sr_model(instance)
-    return solve_and_decode(
-        "ilp:sr_capacity",
-        instance,
-        model,
-        budget,
-        lambda m: alpaserve_capacity.decode_sr(instance, m),
-        "min capacity/rate + 1e-4 sum",
-        t0,
+    return _capacity(
+        instance, budget, "ilp:sr_capacity", alpaserve_capacity.build_sr_model, alpaserve_capacity.decode_sr
     )

@@ -35,7 +35,7 @@ from heuristics.alpaserve_search import PlacementSearch
 from heuristics.clockwork import clockwork_pp
 from heuristics.selective_replication import selective_replication
 from serveplan.alpaserve.cluster import ParallelConfig, Placement, TimeVaryingPlacement
-from serveplan.alpaserve.simulator import Simulator
+from serveplan.alpaserve.simulator import Simulator, simulate_train_test
 from serveplan.alpaserve.verify import verify
 from serveplan.errors import InputError
 from serveplan.registry import Budget, MethodResult, register
@@ -50,8 +50,7 @@ def finish(
 ) -> MethodResult:
     """Verify, simulate on train (objective) and test (info), and package a heuristic's answer."""
     report = verify(instance, solution)
-    train = Simulator(instance, instance.train).run(solution)
-    test = train if instance.test is instance.train else Simulator(instance, instance.test).run(solution)
+    train, test = simulate_train_test(instance, solution)
     info = dict(info or {})
     info.update(
         train_attainment=train.attainment,

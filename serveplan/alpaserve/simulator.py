@@ -581,3 +581,16 @@ def simulate(
 ) -> SimResult:
     """One-shot convenience: ``Simulator(instance, workload, **options).run(placement)`` (workload default: test)."""
     return Simulator(instance, workload, **options).run(placement)
+
+
+def simulate_train_test(
+    instance: AlpaInstance, placement: Placement | TimeVaryingPlacement
+) -> tuple[SimResult, SimResult]:
+    """``placement`` simulated on the instance's train and test workloads, with default options.
+
+    How every placement method scores its answer (train: the objective it optimised; test: held out). When
+    the two workloads are the same object the one run serves both.
+    """
+    train = Simulator(instance, instance.train).run(placement)
+    test = train if instance.test is instance.train else Simulator(instance, instance.test).run(placement)
+    return train, test
