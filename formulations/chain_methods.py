@@ -109,6 +109,18 @@ def _as_chain(value: Any) -> Chain:
     raise InputError("must be a Chain or {servers, blocks}", field="options.chains", value=value)
 
 
+def _solve(model: Any, budget: Budget) -> SolveResult:
+    """Solve ``model`` within ``budget`` (backend, time limit, threads, gap, seed)."""
+    return solve(
+        model,
+        budget.backend,
+        time_limit_s=budget.time_limit_s,
+        threads=budget.threads,
+        rel_gap=budget.rel_gap,
+        seed=budget.seed,
+    )
+
+
 def _from_solve(name: str, res: SolveResult, solution: ChainSolution | None, start: float, info: dict) -> MethodResult:
     return MethodResult(
         method=name,
@@ -178,14 +190,7 @@ def milp_cache(instance: ChainInstance, budget: Budget, param: str | None) -> Me
             info["reason"] = reason
     info["num_chains"] = len(chains)
     model = chain_cache.build_model(instance, placement, chains)
-    res = solve(
-        model,
-        budget.backend,
-        time_limit_s=budget.time_limit_s,
-        threads=budget.threads,
-        rel_gap=budget.rel_gap,
-        seed=budget.seed,
-    )
+    res = _solve(model, budget)
     solution = chain_cache.decode(instance, model) if res.status.has_solution else None
     return _verified(_from_solve("milp:cache", res, solution, start, info), instance)
 
@@ -214,14 +219,7 @@ def milp_simplified(instance: ChainInstance, budget: Budget, param: str | None) 
     except (TypeError, ValueError):
         raise InputError("the reservation parameter must be an integer >= 1", field="c", value=c) from None
     model = chain_simplified.build_model(instance, c, max_subsets=_int_option(budget, "max_subsets", 200_000))
-    res = solve(
-        model,
-        budget.backend,
-        time_limit_s=budget.time_limit_s,
-        threads=budget.threads,
-        rel_gap=budget.rel_gap,
-        seed=budget.seed,
-    )
+    res = _solve(model, budget)
     solution = chain_simplified.decode(instance, model) if res.status.has_solution else None
     info = {"c": c, "num_candidates": len(model.simplified_subsets), "num_chains": None}
     result = _from_solve("milp:simplified", res, solution, start, info)

@@ -86,6 +86,12 @@ def _check_instance(instance: Any) -> ChainInstance:
     return instance
 
 
+def _prepare(instance: Any, budget: Budget, param: str | None) -> tuple[ChainInstance, dict[str, str], int | None]:
+    """Every method's first step: the checked instance, the chain-rule flags, and c (``param``, else options)."""
+    instance = _check_instance(instance)
+    return instance, _flags(budget.options), _opt_int(budget.options, "c", param)
+
+
 def _finish(
     name: str, instance: ChainInstance, solution: ChainSolution | None, t0: float, info: dict[str, Any]
 ) -> MethodResult:
@@ -141,10 +147,8 @@ def gca_solution(instance: ChainInstance, run: GbpCrResult, alloc: GcaResult, *,
 def gbp_cr_gca_method(instance: Any, budget: Budget, param: str | None) -> MethodResult:
     """The paper's offline pipeline (section "End-to-end pipeline")."""
     t0 = time.perf_counter()
-    instance = _check_instance(instance)
+    instance, flags, c = _prepare(instance, budget, param)
     opts = budget.options
-    flags = _flags(opts)
-    c = _opt_int(opts, "c", param)
     criterion = _opt_choice(opts, "criterion", ("lower", "upper", "surrogate"), "lower")
     allocation = _opt_choice(opts, "allocation", ("full", "trimmed"), "full")
     require_target = _opt_bool(opts, "require_target", True)
@@ -182,10 +186,8 @@ def gbp_cr_gca_method(instance: Any, budget: Budget, param: str | None) -> Metho
 def gbp_cr_method(instance: Any, budget: Budget, param: str | None) -> MethodResult:
     """GBP-CR alone: the simplified block-placement problem's allocation."""
     t0 = time.perf_counter()
-    instance = _check_instance(instance)
+    instance, flags, c = _prepare(instance, budget, param)
     opts = budget.options
-    flags = _flags(opts)
-    c = _opt_int(opts, "c", param)
     info: dict[str, Any] = dict(flags)
     if c is None:
         tuning = tune_c(instance, "surrogate", c_max=_opt_int(opts, "c_max"), **flags)
@@ -214,10 +216,8 @@ def gbp_cr_method(instance: Any, budget: Budget, param: str | None) -> MethodRes
 def random_method(instance: Any, budget: Budget, param: str | None) -> MethodResult:
     """A random feasible placement: the comparator of the GBP-CR unit test."""
     t0 = time.perf_counter()
-    instance = _check_instance(instance)
+    instance, flags, c = _prepare(instance, budget, param)
     opts = budget.options
-    flags = _flags(opts)
-    c = _opt_int(opts, "c", param)
     info: dict[str, Any] = {**flags, "seed": budget.seed}
     if c is None:
         tuning = tune_c(instance, "surrogate", c_max=_opt_int(opts, "c_max"), **flags)
