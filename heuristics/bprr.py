@@ -40,7 +40,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from serveplan.chain.instance import ChainInstance
-from serveplan.chain.path_simulator import PlacedRouter, Route, ServerState, placement_only_result, trace_path
+from serveplan.chain.path_simulator import PlacedRouter, Route, ServerState, placement_only_result
 from serveplan.chain.placement import Placement, residual_slots, slots_from_memory
 from serveplan.errors import InputError
 from serveplan.registry import Budget, MethodResult
@@ -166,30 +166,19 @@ class WsRrRouter(PlacedRouter):
 
     def route(self, now: float, request: int, state: ServerState) -> Route | None:
         """Dynamic program over next-block positions; returns the path and its planned start."""
-        L = self.L
-        best = np.full(L + 2, np.inf)
-        prev: list[tuple[int, int, float] | None] = [None] * (L + 2)
-        best[1] = 0.0
-        for p in range(1, L + 1):
-            if not np.isfinite(best[p]):
-                continue
-            for j in self.used_servers:
-                a, m = self.a[j], self.m[j]
-                if not a <= p <= a + m - 1:
-                    continue
-                b = int(a + m - p)
-                w = self.wait_s(now, b, state, j)
-                if not math.isfinite(w):
-                    continue
-                q = a + m
-                cost = best[p] + w + self.comm[j] + self.compute[j] * b
-                if cost < best[q]:
-                    best[q] = cost
-                    prev[q] = (j, p, w)
-        if not np.isfinite(best[L + 1]):
+
+        def edge(j: int, p: int, b: int, cost_to_p: float) -> tuple[float, float] | None:
+            b = int(b)
+            w = self.wait_s(now, b, state, j)
+            if not math.isfinite(w):
+                return None
+            return cost_to_p + w + self.comm[j] + self.compute[j] * b, w
+
+        path = self.shortest_path(edge)
+        if path is None:
             return None
-        servers, blocks, steps = trace_path(prev, L)
-        wait = max(w for _, _, w in steps)
+        servers, blocks, waits = path
+        wait = max(waits)
         if self.retry_quantisation:
             wait = self.quantise(wait)
         return Route(servers, blocks, now + wait)

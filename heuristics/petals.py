@@ -37,7 +37,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from serveplan.chain.instance import ChainInstance
-from serveplan.chain.path_simulator import PlacedRouter, Route, ServerState, placement_only_result, trace_path
+from serveplan.chain.path_simulator import PlacedRouter, Route, ServerState, placement_only_result
 from serveplan.chain.placement import Placement
 from serveplan.errors import InputError
 from serveplan.registry import Budget, MethodResult
@@ -256,28 +256,17 @@ class PetalsRouter(PlacedRouter):
 
     def route(self, now: float, request: int, state: ServerState) -> Route | None:
         """Dynamic program over next-block positions 1..L+1 (edges only move forward)."""
-        L = self.L
-        best = np.full(L + 2, np.inf)
-        prev: list[tuple[int, int] | None] = [None] * (L + 2)
-        best[1] = 0.0
-        for p in range(1, L + 1):
-            if not np.isfinite(best[p]):
-                continue
-            for j in self.used_servers:
-                a, m = self.a[j], self.m[j]
-                if not a <= p <= a + m - 1:
-                    continue
-                b = a + m - p
-                cost = self.comm[j] + self.compute[j] * b
-                if state.assigned[j] + b > state.slot_capacity[j]:
-                    cost += self.penalty_s
-                q = a + m
-                if best[p] + cost < best[q]:
-                    best[q] = best[p] + cost
-                    prev[q] = (j, p)
-        if not np.isfinite(best[L + 1]):
+
+        def edge(j: int, p: int, b: int, cost_to_p: float) -> tuple[float, None]:
+            cost = self.comm[j] + self.compute[j] * b
+            if state.assigned[j] + b > state.slot_capacity[j]:
+                cost += self.penalty_s
+            return cost_to_p + cost, None
+
+        path = self.shortest_path(edge)
+        if path is None:
             return None
-        servers, blocks, _ = trace_path(prev, L)
+        servers, blocks, _ = path
         return Route(servers, blocks, now)
 
 

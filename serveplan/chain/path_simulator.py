@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import heapq
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -108,10 +108,54 @@ class PlacedRouter:
         self.a = np.asarray(placement.first_block)
         self.m = np.asarray(placement.num_blocks)
         self.used_servers = [j for j in range(len(self.m)) if self.m[j] > 0]
+        # entries[p]: (server, position after its last block) for every used server whose window holds p,
+        # in server order (the DP's tie-break)
+        self._entries: list[list[tuple[int, int]]] = [[] for _ in range(self.L + 2)]
+        for j in self.used_servers:
+            a, m = int(self.a[j]), int(self.m[j])
+            for p in range(max(a, 1), min(a + m - 1, self.L) + 1):
+                self._entries[p].append((j, a + m))
 
     def estimated_service_s(self, route: Route) -> float:
         """Mean service time T_path of the route."""
         return float(sum(self.comm[j] + self.compute[j] * b for j, b in zip(route.servers, route.blocks, strict=True)))
+
+    def shortest_path(
+        self, edge: Callable[[int, int, int, float], tuple[float, Any] | None]
+    ) -> tuple[tuple[int, ...], tuple[int, ...], list[Any]] | None:
+        """Dynamic program over next-block positions 1..L+1 (edges only move forward).
+
+        Server j may be entered at any position p of its window [a_j, a_j + m_j - 1] and always runs to its
+        last block, reaching position a_j + m_j. ``edge(j, p, b, cost_to_p)`` prices that step
+        (b = a_j + m_j - p blocks): it returns the path's cost after the step and a tag kept with it, or None
+        when j cannot be used. A strictly smaller cost replaces a position's best (ties keep the first found,
+        servers in index order). O(L J) edge calls.
+
+        Returns
+        -------
+        tuple or None
+            Servers, block counts and tags in processing order; None when no path reaches L + 1.
+        """
+        L = self.L
+        best = np.full(L + 2, np.inf)
+        prev: list[tuple[int, int, Any] | None] = [None] * (L + 2)
+        best[1] = 0.0
+        for p in range(1, L + 1):
+            if not np.isfinite(best[p]):
+                continue
+            cost_to_p = best[p]
+            for j, q in self._entries[p]:
+                step = edge(j, p, q - p, cost_to_p)
+                if step is None:
+                    continue
+                cost, tag = step
+                if cost < best[q]:
+                    best[q] = cost
+                    prev[q] = (j, p, tag)
+        if not np.isfinite(best[L + 1]):
+            return None
+        servers, blocks, steps = trace_path(prev, L)
+        return servers, blocks, [tag for _, _, tag in steps]
 
 
 def trace_path(prev: Sequence[tuple[Any, ...] | None], L: int) -> tuple[tuple[int, ...], tuple[int, ...], list[tuple]]:
