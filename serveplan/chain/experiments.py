@@ -36,8 +36,19 @@ from serveplan.errors import InputError
 from serveplan.registry import MethodResult, register_evaluator, register_family
 
 
-def _param(params: dict[str, Any], key: str, default: Any, kind: type) -> Any:
+def family_param(params: dict[str, Any], key: str, default: Any, kind: type, *, allow_none: bool = False) -> Any:
+    """``params[key]`` (else ``default``) converted to ``kind``; a bool also reads "1"/"true"/"yes"/"on".
+
+    With ``allow_none`` a None value is returned as None (parameters whose default is "not set").
+
+    Raises
+    ------
+    InputError
+        A value ``kind`` does not accept, naming ``params.<key>``.
+    """
     value = params.get(key, default)
+    if allow_none and value is None:
+        return None
     try:
         if kind is bool:
             return value if isinstance(value, bool) else str(value).lower() in ("1", "true", "yes", "on")
@@ -50,20 +61,20 @@ def _param(params: dict[str, Any], key: str, default: Any, kind: type) -> Any:
 def paper_sim(params: dict[str, Any], seed: int) -> ChainInstance:
     """The paper's model-driven simulation instance (section "Simulation setup")."""
     return ripe_instance(
-        num_servers=_param(params, "J", 20, int),
-        eta=_param(params, "eta", 0.2, float),
-        arrival_rate=_param(params, "lambda", 0.2, float),
-        target_load=_param(params, "rho_bar", 0.7, float),
-        model=_param(params, "model", "bloom_176b", str),
-        high_gpu=_param(params, "high_gpu", "a100_3g_40gb", str),
-        low_gpu=_param(params, "low_gpu", "a100_2g_20gb", str),
+        num_servers=family_param(params, "J", 20, int),
+        eta=family_param(params, "eta", 0.2, float),
+        arrival_rate=family_param(params, "lambda", 0.2, float),
+        target_load=family_param(params, "rho_bar", 0.7, float),
+        model=family_param(params, "model", "bloom_176b", str),
+        high_gpu=family_param(params, "high_gpu", "a100_3g_40gb", str),
+        low_gpu=family_param(params, "low_gpu", "a100_2g_20gb", str),
         seed=seed,
-        orchestrator=_param(params, "orchestrator", "lowest_median", str),
-        high_perf=_param(params, "high_perf", "random", str),
-        eta_rounding=_param(params, "eta_rounding", "floor", str),
-        comm_reading=_param(params, "comm_reading", "paper", str),
-        profile_reading=_param(params, "profile_reading", "paper", str),
-        allow_repeat=_param(params, "allow_repeat", False, bool),
+        orchestrator=family_param(params, "orchestrator", "lowest_median", str),
+        high_perf=family_param(params, "high_perf", "random", str),
+        eta_rounding=family_param(params, "eta_rounding", "floor", str),
+        comm_reading=family_param(params, "comm_reading", "paper", str),
+        profile_reading=family_param(params, "profile_reading", "paper", str),
+        allow_repeat=family_param(params, "allow_repeat", False, bool),
     )
 
 
@@ -71,10 +82,10 @@ def paper_sim(params: dict[str, Any], seed: int) -> ChainInstance:
 def synthetic(params: dict[str, Any], seed: int) -> ChainInstance:
     """Random servers for scale experiments."""
     return synthetic_instance(
-        _param(params, "J", 100, int),
-        _param(params, "L", 80, int),
-        arrival_rate=_param(params, "lambda", 1.0, float),
-        target_load=_param(params, "rho_bar", 0.7, float),
+        family_param(params, "J", 100, int),
+        family_param(params, "L", 80, int),
+        arrival_rate=family_param(params, "lambda", 1.0, float),
+        target_load=family_param(params, "rho_bar", 0.7, float),
         seed=seed,
     )
 
@@ -101,11 +112,11 @@ def tiny_instance(
 def random_tiny(params: dict[str, Any], seed: int) -> ChainInstance:
     """Tiny instances (J ~ 3-6, L ~ 2-4) that brute force can solve."""
     return tiny_instance(
-        _param(params, "J", 4, int),
-        _param(params, "L", 3, int),
-        arrival_rate=_param(params, "lambda", 0.3, float),
-        target_load=_param(params, "rho_bar", 0.7, float),
-        equal_memory=_param(params, "equal_memory", False, bool),
+        family_param(params, "J", 4, int),
+        family_param(params, "L", 3, int),
+        arrival_rate=family_param(params, "lambda", 0.3, float),
+        target_load=family_param(params, "rho_bar", 0.7, float),
+        equal_memory=family_param(params, "equal_memory", False, bool),
         seed=seed,
     )
 

@@ -58,6 +58,7 @@ from heuristics.bprr import WsRrRouter
 from heuristics.petals import PetalsRouter
 from serveplan.chain.bounds import is_stable, theorem37_bounds
 from serveplan.chain.builders import ripe_instance
+from serveplan.chain.experiments import family_param
 from serveplan.chain.instance import ChainInstance
 from serveplan.chain.path_simulator import simulate_paths
 from serveplan.chain.placement import ChainSolution, service_rates
@@ -69,15 +70,8 @@ from serveplan.solvers import solve
 
 
 def _param(params: dict[str, Any], key: str, default: Any, kind: type) -> Any:
-    value = params.get(key, default)
-    if value is None:
-        return None
-    try:
-        if kind is bool:
-            return value if isinstance(value, bool) else str(value).lower() in ("1", "true", "yes", "on")
-        return kind(value)
-    except (TypeError, ValueError):
-        raise InputError(f"must be {kind.__name__}", field=f"params.{key}", value=value) from None
+    """:func:`~serveplan.chain.experiments.family_param`, a None value kept (``load`` defaults to None)."""
+    return family_param(params, key, default, kind, allow_none=True)
 
 
 # ---------------------------------------------------------------------------------------------------
