@@ -32,6 +32,7 @@ verified. Simulator options come from ``params`` (``fixed_overhead_s``, ``stage_
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -137,6 +138,21 @@ def synthetic(params: dict[str, Any], seed: int) -> AlpaInstance:
     return AlpaInstance(cluster, models, slo, lm, train, test, _label("synthetic", params, seed, oracle))
 
 
+def _two_streams(
+    family: str,
+    params: dict[str, Any],
+    seed: int,
+    base: tuple[Cluster, tuple[ModelSpec, ...], Any, tuple[float, ...]],
+    make: Callable[[int], Workload],
+) -> AlpaInstance:
+    """An instance whose test and train workloads are two streams of one generator (the same one with ``oracle``)."""
+    cluster, models, lm, slo = base
+    oracle = bool(params.get("oracle", False))
+    test = make(TEST_STREAM)
+    train = test if oracle else make(TRAIN_STREAM)
+    return AlpaInstance(cluster, models, slo, lm, train, test, _label(family, params, seed, oracle))
+
+
 @register_family(
     "alpaserve", "maf_like", summary="MAF-like per-window rates (power-law mean, log-normal bursts), Gamma arrivals"
 )
@@ -153,10 +169,13 @@ def maf_like(params: dict[str, Any], seed: int) -> AlpaInstance:
         "cv_scale": _get(params, "cv_scale", 1.0, float),
         "burstiness": _get(params, "burst", 1.0, float),
     }
-    oracle = bool(params.get("oracle", False))
-    test = maf_like_workload(len(models), seed=seed, stream=TEST_STREAM, **kw)
-    train = test if oracle else maf_like_workload(len(models), seed=seed, stream=TRAIN_STREAM, **kw)
-    return AlpaInstance(cluster, models, slo, lm, train, test, _label("maf_like", params, seed, oracle))
+    return _two_streams(
+        "maf_like",
+        params,
+        seed,
+        (cluster, models, lm, slo),
+        lambda stream: maf_like_workload(len(models), seed=seed, stream=stream, **kw),
+    )
 
 
 @register_family(
@@ -194,10 +213,13 @@ def servegen(params: dict[str, Any], seed: int) -> AlpaInstance:
         "rate_scale": _get(params, "rate_scale", 0.1, float),
         "cv_scale": _get(params, "cv_scale", 1.0, float),
     }
-    oracle = bool(params.get("oracle", False))
-    test = servegen_workload(len(models), seed=seed, stream=TEST_STREAM, **kw)
-    train = test if oracle else servegen_workload(len(models), seed=seed, stream=TRAIN_STREAM, **kw)
-    return AlpaInstance(cluster, models, slo, lm, train, test, _label("servegen", params, seed, oracle))
+    return _two_streams(
+        "servegen",
+        params,
+        seed,
+        (cluster, models, lm, slo),
+        lambda stream: servegen_workload(len(models), seed=seed, stream=stream, **kw),
+    )
 
 
 @register_family("alpaserve", "maf1", summary="Azure Functions 2019 (user's files) replayed as AlpaServe's MAF1")
