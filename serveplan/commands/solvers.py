@@ -6,7 +6,6 @@ import argparse
 import json
 
 
-
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the ``solvers`` subcommand."""
     p = sub.add_parser("solvers", help="list MILP solver backends and their availability")
