@@ -13,6 +13,17 @@ CONFIGS = ["experiments/configs/chain_overall.toml"]
 METHODS = ["proposed", "PETALS", "BPRR"]
 
 
+def _panel(ax, stats: pd.DataFrame, fixed: str, value: float, x: str, title: str) -> None:
+    """Mean response time (log scale) of each method against ``x`` at ``fixed = value``."""
+    for k, m in enumerate(m for m in METHODS if m in set(stats["label"])):
+        s = stats[(stats["label"] == m) & (stats[fixed] == value)].sort_values(x)
+        ax.errorbar(s[x], s["mean"], yerr=s["std"], marker="os^"[k], capsize=2, label=m)
+    ax.set_title(title, fontsize=9)
+    ax.set_yscale("log")
+    ax.set_xlabel(x)
+    ax.set_ylabel("mean response time (s)")
+
+
 def plot(rows: pd.DataFrame, out_dir: Path, name: str = NAME) -> list[Path]:
     rows = ok_rows(rows)
     stats = summarise(rows, ["label", "J", "eta"], "mean_response_s")
@@ -20,23 +31,9 @@ def plot(rows: pd.DataFrame, out_dir: Path, name: str = NAME) -> list[Path]:
     js = sorted(stats["J"].unique())
     fig, axes = plt.subplots(2, max(len(etas), len(js)), figsize=(3.2 * max(len(etas), len(js)), 6), squeeze=False)
     for i, eta in enumerate(etas):
-        ax = axes[0][i]
-        for k, m in enumerate(m for m in METHODS if m in set(stats["label"])):
-            s = stats[(stats["label"] == m) & (stats["eta"] == eta)].sort_values("J")
-            ax.errorbar(s["J"], s["mean"], yerr=s["std"], marker="os^"[k], capsize=2, label=m)
-        ax.set_title(f"eta = {eta:g}", fontsize=9)
-        ax.set_yscale("log")
-        ax.set_xlabel("J")
-        ax.set_ylabel("mean response time (s)")
+        _panel(axes[0][i], stats, "eta", eta, "J", f"eta = {eta:g}")
     for i, J in enumerate(js):
-        ax = axes[1][i]
-        for k, m in enumerate(m for m in METHODS if m in set(stats["label"])):
-            s = stats[(stats["label"] == m) & (stats["J"] == J)].sort_values("eta")
-            ax.errorbar(s["eta"], s["mean"], yerr=s["std"], marker="os^"[k], capsize=2, label=m)
-        ax.set_title(f"J = {J}", fontsize=9)
-        ax.set_yscale("log")
-        ax.set_xlabel("eta")
-        ax.set_ylabel("mean response time (s)")
+        _panel(axes[1][i], stats, "J", J, "eta", f"J = {J}")
     axes[0][0].legend(fontsize=7)
     fig.tight_layout()
     wide = stats.pivot_table(index=["J", "eta"], columns="label", values="mean").reset_index()
