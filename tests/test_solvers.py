@@ -236,3 +236,10 @@ def test_cpsat_with_continuous_variables_is_not_claimed_optimal():
     assert res.info["continuous_variables"] == 1 and res.info["continuous_grid"] <= 1e-4
     # A pure-integer model keeps CP-SAT's own optimality proof.
     assert solve(knapsack(), "cpsat").status == Status.OPTIMAL
+
+
+@pytest.mark.parametrize("backend", CORE)
+def test_presolve_off_is_honoured_and_agrees(backend):
+    res = solve(assignment(), backend, presolve=False)
+    assert res.status == Status.OPTIMAL
+    assert res.objective == pytest.approx(brute_force_assignment())

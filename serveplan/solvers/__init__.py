@@ -92,6 +92,7 @@ def solve(
     rel_gap: float | None = None,
     verbose: bool = False,
     seed: int = 0,
+    presolve: bool | None = None,
 ) -> SolveResult:
     """Solve a linear pyomo model with any backend and load the incumbent into its variables.
 
@@ -111,6 +112,8 @@ def solve(
         Show the solver's log.
     seed : int, default 0
         Solver random seed.
+    presolve : bool, optional
+        ``False`` switches presolve off (default: the solver's own choice).
 
     Returns
     -------
@@ -122,7 +125,15 @@ def solve(
     lp, columns = compile_pyomo(model)
     compile_s = time.perf_counter() - t0
     result, x = be.solve(
-        lp, SolveOptions(time_limit_s=time_limit_s, threads=threads, rel_gap=rel_gap, verbose=verbose, seed=seed)
+        lp,
+        SolveOptions(
+            time_limit_s=time_limit_s,
+            threads=threads,
+            rel_gap=rel_gap,
+            verbose=verbose,
+            seed=seed,
+            presolve=presolve,
+        ),
     )
     if x is not None:
         load_values(columns, x)

@@ -29,6 +29,9 @@ class SolveOptions:
         Let the solver print its log.
     seed : int
         Random seed passed to solvers that take one.
+    presolve : bool or None
+        ``False`` switches the solver's presolve off (None: the solver's default). Some wide models stall
+        in presolve, where solvers check no time limit.
     """
 
     time_limit_s: float | None = None
@@ -36,6 +39,7 @@ class SolveOptions:
     rel_gap: float | None = None
     verbose: bool = False
     seed: int = 0
+    presolve: bool | None = None
 
 
 class Backend(ABC):

@@ -23,7 +23,7 @@ class HighsBackend(Backend):
 
     def solve(self, lp: LinearProblem, options: SolveOptions) -> tuple[SolveResult, np.ndarray | None]:
         """Solve with highspy; threads also switch HiGHS's parallel MIP search on."""
-        return self._solve(lp, options, presolve=True)
+        return self._solve(lp, options, presolve=options.presolve is not False)
 
     def _solve(self, lp: LinearProblem, options: SolveOptions, presolve: bool) -> tuple[SolveResult, np.ndarray | None]:
         import highspy

@@ -42,6 +42,8 @@ class MathOptBackend(Backend):
         if options.threads is not None:
             params.threads = int(options.threads)
         params.random_seed = int(options.seed)
+        if options.presolve is False:
+            params.presolve = mathopt.Emphasis.OFF
         return params
 
     def solve(self, lp: LinearProblem, options: SolveOptions) -> tuple[SolveResult, np.ndarray | None]:

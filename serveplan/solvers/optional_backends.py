@@ -39,6 +39,8 @@ class GurobiBackend(Backend):
         if options.rel_gap is not None:
             m.Params.MIPGap = float(options.rel_gap)
         m.Params.Seed = int(options.seed)
+        if options.presolve is False:
+            m.Params.Presolve = 0
         vtype = np.where(lp.integer, gp.GRB.INTEGER, gp.GRB.CONTINUOUS)
         x = m.addMVar(lp.num_cols, lb=lp.col_lb, ub=lp.col_ub, vtype=vtype)
         A = sp.csr_array(lp.A)
