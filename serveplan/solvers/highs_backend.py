@@ -107,6 +107,7 @@ class HighsBackend(Backend):
 
         An infeasible relaxation proves the MILP infeasible; otherwise the model is reported unbounded
         (the relaxation's ray; integrality cannot cut a rational ray off unless the MILP is infeasible).
+        Every backend that gets an 'infeasible or unbounded' answer resolves it here.
         """
         relaxed = LinearProblem(**{**lp.__dict__, "integer": np.zeros_like(lp.integer)})
         res, _ = self._solve(relaxed, SolveOptions(time_limit_s=options.time_limit_s), presolve=False)

@@ -14,6 +14,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from serveplan.solvers.backend import Backend, SolveOptions
+from serveplan.solvers.highs_backend import HighsBackend
 from serveplan.solvers.result import SolveResult, Status
 from serveplan.solvers.standard_form import LinearProblem
 
@@ -31,7 +32,7 @@ class MathOptBackend(Backend):
     install_hint = "pip install ortools==9.15.6755"
     solver_type_name: str = ""
 
-    def _params(self, options: SolveOptions):
+    def _params(self, options: SolveOptions, lp: LinearProblem):
         from ortools.math_opt.python import mathopt
 
         params = mathopt.SolveParameters(enable_output=bool(options.verbose))
@@ -70,7 +71,7 @@ class MathOptBackend(Backend):
         solver_type = getattr(mathopt.SolverType, self.solver_type_name)
         start = time.perf_counter()
         try:
-            result = mathopt.solve(model, solver_type, params=self._params(options))
+            result = mathopt.solve(model, solver_type, params=self._params(options, lp))
         except Exception as exc:
             wall = time.perf_counter() - start
             return self._error(options, wall, _unwrap_mathopt_error(exc)), None
@@ -86,7 +87,7 @@ class MathOptBackend(Backend):
         elif reason == TR.UNBOUNDED:
             status = Status.UNBOUNDED
         elif reason == TR.INFEASIBLE_OR_UNBOUNDED:
-            status = Status.INFEASIBLE if self._relaxation_infeasible(lp) else Status.UNBOUNDED
+            status = HighsBackend()._disambiguate(lp, options)
         elif reason in (TR.FEASIBLE, TR.NO_SOLUTION_FOUND):
             status = Status.FEASIBLE if has_primal else Status.NO_SOLUTION_IN_TIME
         else:
@@ -106,14 +107,6 @@ class MathOptBackend(Backend):
         message = f"{reason.name}: {result.termination.detail}".strip(": ")
         nodes = int(result.solve_stats.node_count)
         return self.result(options, status, objective, bound, wall, nodes, message, self._info()), x
-
-    def _relaxation_infeasible(self, lp: LinearProblem) -> bool:
-        """Tell infeasible from unbounded by solving the LP relaxation with HiGHS."""
-        from serveplan.solvers.highs_backend import HighsBackend
-
-        relaxed = LinearProblem(**{**lp.__dict__, "integer": np.zeros_like(lp.integer)})
-        res, _ = HighsBackend()._solve(relaxed, SolveOptions(), presolve=False)
-        return res.status == Status.INFEASIBLE
 
     def _info(self) -> dict:
         return {}
@@ -158,16 +151,16 @@ class CpSatBackend(MathOptBackend):
 
     def solve(self, lp: LinearProblem, options: SolveOptions) -> tuple[SolveResult, np.ndarray | None]:
         """Solve with CP-SAT; a model with continuous variables gets an honest 'feasible' (see class doc)."""
-        self._scaling = self._var_scaling(lp)
         result, x = super().solve(lp, options)
+        grid = 1.0 / self._var_scaling(lp)
         n_cont = int((~lp.integer).sum())
         if n_cont and result.status in (Status.OPTIMAL, Status.FEASIBLE):
             result.info["continuous_variables"] = n_cont
-            result.info["continuous_grid"] = 1.0 / self._scaling
+            result.info["continuous_grid"] = grid
             result.info["cpsat_claimed_status"] = str(result.status)
             result.info["cpsat_claimed_bound"] = result.bound
             result.message += (
-                f"; {n_cont} continuous variables restricted to a grid of {1.0 / self._scaling:g}:"
+                f"; {n_cont} continuous variables restricted to a grid of {grid:g}:"
                 " optimum and bound are the grid model's, not reported as the model's"
             )
             result.status = Status.FEASIBLE
@@ -175,9 +168,9 @@ class CpSatBackend(MathOptBackend):
             result.gap = None
         return result, x
 
-    def _params(self, options: SolveOptions):
-        params = super()._params(options)
-        params.cp_sat.mip_var_scaling = getattr(self, "_scaling", 1.0)
+    def _params(self, options: SolveOptions, lp: LinearProblem):
+        params = super()._params(options, lp)
+        params.cp_sat.mip_var_scaling = self._var_scaling(lp)
         return params
 
     def _info(self) -> dict:
@@ -191,8 +184,8 @@ class HighsMathOptBackend(MathOptBackend):
     solver_type_name = "HIGHS"
     description = "HiGHS via OR-Tools MathOpt"
 
-    def _params(self, options: SolveOptions):
-        params = super()._params(SolveOptions(**{**options.__dict__, "threads": None}))
+    def _params(self, options: SolveOptions, lp: LinearProblem):
+        params = super()._params(SolveOptions(**{**options.__dict__, "threads": None}), lp)
         if options.threads is not None:
             # MathOpt refuses the generic threads parameter for HiGHS.
             params.highs.int_options["threads"] = int(options.threads)
