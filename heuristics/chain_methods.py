@@ -246,12 +246,11 @@ def random_method(instance: Any, budget: Budget, param: str | None) -> MethodRes
     solution = disjoint_solution(run)
     if _opt_bool(opts, "gca", False):
         alloc = gca(instance, run.placement)
-        gca_rate = sum(c_k / t for c_k, t in zip(alloc.capacities, alloc.service_times_s, strict=True))
         # GCA's greedy fastest-first allocation can end below the rate target that the placement's own
         # disjoint chains reach; the random comparator then keeps the disjoint chains and says so.
-        if gca_rate >= instance.required_rate * (1 - 1e-12):
+        if alloc.total_rate >= instance.required_rate * (1 - 1e-12):
             solution = gca_solution(instance, run, alloc, trimmed=False)
         else:
             info["gca_below_target"] = True
-            info["gca_rate"] = gca_rate
+            info["gca_rate"] = alloc.total_rate
     return _finish("random", instance, solution, t0, info)
