@@ -12,6 +12,7 @@ from fractions import Fraction
 
 import numpy as np
 import pytest
+from brute_force import disjoint_families
 
 # --------------------------------------------------------------------------------------------------------------
 # Shared: a tiny independent model of placements and chains (server = dict with a, m, M, tc, tp).
@@ -234,25 +235,10 @@ def _three_partition_yes(x: list[int], B: int) -> bool:
     return n >= 1 and rec(idx)
 
 
-def _families(J: int):
-    """All families of pairwise disjoint non-empty subsets of range(J) (restricted-growth labels, 0 = unused)."""
-
-    def rec(j: int, labels: list[int], used: int):
-        if j == J:
-            yield [tuple(i for i in range(J) if labels[i] == lab) for lab in range(1, used + 1)]
-            return
-        for lab in range(used + 2):
-            labels.append(lab)
-            yield from rec(j + 1, labels, max(used, lab))
-            labels.pop()
-
-    yield from rec(0, [], 0)
-
-
 def _sbp_min_chains(blocks: list[int], times: list[Fraction], L: int, rate_target: Fraction):
     """Brute-force optimum of the simplified problem: (min K, the optimal families) or (None, [])."""
     best, arg = None, []
-    for fam in _families(len(blocks)):
+    for fam in disjoint_families(len(blocks)):
         if not fam or any(sum(blocks[j] for j in s) < L for s in fam):
             continue
         if sum(1 / sum(times[j] for j in s) for s in fam) < rate_target:

@@ -6,28 +6,14 @@ import math
 
 import numpy as np
 import pytest
-
-
-def _families(J: int):
-    """All families of pairwise disjoint non-empty subsets of range(J) (restricted-growth labels, 0 = unused)."""
-
-    def rec(j: int, labels: list[int], used: int):
-        if j == J:
-            yield [tuple(i for i in range(J) if labels[i] == lab) for lab in range(1, used + 1)]
-            return
-        for lab in range(used + 2):
-            labels.append(lab)
-            yield from rec(j + 1, labels, max(used, lab))
-            labels.pop()
-
-    yield from rec(0, [], 0)
+from brute_force import disjoint_families
 
 
 def sbp_best_rates(m: np.ndarray, t: np.ndarray, L: int) -> dict[int, float]:
     """F(K): the best rate sum_k 1/T_k over all families of exactly K disjoint covering subsets (brute force)."""
     mm, tt = [int(x) for x in m], [float(x) for x in t]
     F: dict[int, float] = {}
-    for fam in _families(len(mm)):
+    for fam in disjoint_families(len(mm)):
         if not fam or any(sum(mm[j] for j in s) < L for s in fam):
             continue
         rate = sum(1.0 / sum(tt[j] for j in s) for s in fam)

@@ -7,6 +7,7 @@ import math
 
 import numpy as np
 import pytest
+from brute_force import disjoint_families
 
 simplified = pytest.importorskip("formulations.chain_simplified")
 
@@ -14,24 +15,9 @@ from serveplan.chain.instance import ChainInstance, Server  # noqa: E402
 from serveplan.solvers import Status, solve  # noqa: E402
 
 
-def _families(J: int):
-    """All families of pairwise disjoint non-empty subsets of range(J) (restricted-growth labels, 0 = unused)."""
-
-    def rec(j: int, labels: list[int], used: int):
-        if j == J:
-            yield [tuple(i for i in range(J) if labels[i] == lab) for lab in range(1, used + 1)]
-            return
-        for lab in range(used + 2):
-            labels.append(lab)
-            yield from rec(j + 1, labels, max(used, lab))
-            labels.pop()
-
-    yield from rec(0, [], 0)
-
-
 def _brute_force(m: list[int], t: list[float], L: int, R: float) -> int | None:
     best = None
-    for fam in _families(len(m)):
+    for fam in disjoint_families(len(m)):
         if not fam or any(sum(m[j] for j in s) < L for s in fam):
             continue
         if sum(1.0 / sum(t[j] for j in s) for s in fam) >= R * (1 - 1e-12) and (best is None or len(fam) < best):
