@@ -401,6 +401,17 @@ def test_cli_cpu_smoke_run_writes_tables(tp, tmp_path):
     assert {(m.model, m.batch_size) for m in merged} >= {("tiny-moe", 1), ("tiny-bert", 4)}
 
 
+def test_cli_cpu_defaults_to_tiny_models(tp, tmp_path):
+    """``--device cpu`` with no models named is a smoke run of the tiny shapes, not the 104B model on a CPU."""
+    from serveplan.commands.profile import main
+
+    argv = ["--device", "cpu", "--batch-sizes", "1", "--block-seq-lens", "8", "--pp", "1", "--out", str(tmp_path)]
+    assert main(argv) == 0
+    assert {m.model for m in read_layers_csv(tmp_path / "cpu_layers.csv")} == {"tiny-bert", "tiny-moe"}
+    assert {b.model for b in read_blocks_csv(tmp_path / "cpu_blocks.csv")} == {"tiny-llama"}
+    assert {r.model for r in read_e2e_csv(tmp_path / "cpu_e2e.csv")} == {"tiny-bert", "tiny-moe"}
+
+
 def test_distributed_run_with_gloo(tp):
     """Two CPU processes through torch.distributed (gloo): TP layers, p2p, pipeline and TP end to end."""
     req = tp.ProfileRequest(

@@ -34,13 +34,22 @@ from serveplan.profiles.profile_table import (
 )
 
 DEFAULT_E2E = ("bert-1.3b", "bert-2.6b", "bert-6.7b", "moe-1.3b", "moe-2.4b", "moe-5.3b")
+# ``--device cpu`` is a smoke run of the profiler's logic: tiny shapes unless models are named.
+CPU_MODELS = ("tiny-bert", "tiny-moe")
+CPU_BLOCKS = ("tiny-llama",)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the ``profile`` subcommand."""
     p = sub.add_parser("profile", help="measure GPU layer profiles with PyTorch (writes data/profiles/<gpu>.csv)")
-    p.add_argument("--models", default=",".join(ALPASERVE_SHAPES), help="AlpaServe models (comma list; '' for none)")
-    p.add_argument("--blocks", default=",".join(BLOCK_SHAPES), help="chain-model decoder blocks (comma list)")
+    p.add_argument(
+        "--models", default=None, help="AlpaServe models (comma list; default all; tiny ones with --device cpu)"
+    )
+    p.add_argument(
+        "--blocks",
+        default=None,
+        help="chain-model decoder blocks (comma list; default all; tiny-llama with --device cpu)",
+    )
     p.add_argument("--e2e", default=None, help="models timed end to end (default: those of --models up to 6.7B)")
     p.add_argument("--batch-sizes", default="1,2,4,8,16", help="batch sizes (comma list)")
     p.add_argument("--block-seq-lens", default="512,1024,2048", help="prefill lengths / KV-cache lengths for blocks")
@@ -83,8 +92,13 @@ def run(args: argparse.Namespace) -> int:
     """Measure, then write the stage table, the block table, raw measurements and metadata."""
     from serveplan.profiles import torch_profiler as tpf
 
-    models, blocks = _names(args.models), _names(args.blocks)
-    e2e = _names(args.e2e) if args.e2e is not None else [m for m in DEFAULT_E2E if m in models]
+    cpu = args.device == "cpu"
+    default_models = CPU_MODELS if cpu else tuple(ALPASERVE_SHAPES)
+    default_blocks = CPU_BLOCKS if cpu else tuple(BLOCK_SHAPES)
+    models = _names(args.models if args.models is not None else ",".join(default_models))
+    blocks = _names(args.blocks if args.blocks is not None else ",".join(default_blocks))
+    default_e2e = CPU_MODELS if cpu else DEFAULT_E2E
+    e2e = _names(args.e2e) if args.e2e is not None else [m for m in default_e2e if m in models]
     warmup, repeats, warmup_s = (1, 5, 0.0) if args.quick or args.device == "cpu" else (3, 10, 0.25)
     timing = tpf.TimingSettings(
         args.warmup if args.warmup is not None else warmup,
@@ -147,6 +161,18 @@ def run(args: argparse.Namespace) -> int:
         "simplifications: no rotary/ALiBi; output head computes all tokens' logits, vocabulary left split under TP; "
         "MoE: top-2 GShard dispatch, capacity 2*tokens/experts, experts' FFNs split under TP",
     ]
+    if args.device == "cuda" and timing.cuda_graph:
+        if max(ops, default=1) > 1:
+            notes.append(
+                "under tensor parallelism the CUDA graph holds the NCCL all-reduces too; each capture was checked "
+                "against an eager call; pipelines replay each stage's work as a graph with eager NCCL send/recv "
+                "between stages, timed by the host clock after the same timed warm-up"
+            )
+        if res.eager:
+            notes.append(
+                "timed as eager calls (graph capture failed or its replay disagreed with an eager call): "
+                + "; ".join(res.eager)
+            )
     if res.skipped:
         notes.append("not measured in this run: " + "; ".join(res.skipped))
     if args.note:
