@@ -300,7 +300,7 @@ def plot(h100: Tables, h200: Tables | None, out_dir: Path) -> list[Path]:
             ax.plot([1, 2, 4], ov, "s-", color=colors[model], label=model)
         ax.set_xlabel("tensor-parallel degree op")
         ax.set_ylabel("(latency(op) - latency(1)/op) / latency(1)")
-        ax.set_title("Intra-op overhead at batch 16 (MoE: see docs/profiles.md)", fontsize=9)
+        ax.set_title("Intra-op overhead at batch 16", fontsize=9)
         ax.legend(fontsize=6)
         ax.grid(alpha=0.3)
         fig.tight_layout()

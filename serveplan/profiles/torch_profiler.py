@@ -59,6 +59,10 @@ from serveplan.profiles.profile_table import (
 NCCL_SAFETY_ENV = {"NCCL_NVLS_ENABLE": "0", "TORCH_SYMM_MEM_DISABLE_MULTICAST": "1", "NVSHMEM_DISABLE_NVLS": "1"}
 
 
+# What was timed eagerly because CUDA-graph capture failed (or disagreed with an eager call), per process.
+EAGER_FALLBACKS: list[str] = []
+
+
 def _torch() -> Any:
     try:
         import torch
@@ -92,15 +96,21 @@ class TimingSettings:
 
 
 def time_fn(
-    fn: Callable[[], Any], device: str, settings: TimingSettings, agree: Callable[[int], int] | None = None
+    fn: Callable[[], Any],
+    device: str,
+    settings: TimingSettings,
+    agree: Callable[[int], int] | None = None,
+    describe: str = "",
 ) -> list[float]:
     """Seconds taken by each of ``settings.repeats`` calls of ``fn`` after warming up.
 
     On CUDA with ``settings.cuda_graph`` the call is captured once as a CUDA graph and each timed
     repeat is one graph replay bracketed by CUDA events: device time without the host's kernel-launch
     gaps, which otherwise dominate small layers and vary with the host (a compiled runtime such as
-    Alpa's launches whole executables). If capture fails the calls run eagerly. On the CPU each call is
-    timed with ``time.perf_counter``.
+    Alpa's launches whole executables). Under tensor parallelism (``agree`` given) the graph holds the
+    NCCL collectives too, and one replay is checked against an eager call before it is trusted. If
+    capture or the check fails on any rank, every rank calls eagerly and ``describe`` is recorded in
+    ``EAGER_FALLBACKS``. On the CPU each call is timed with ``time.perf_counter``.
 
     The timed warm-up (``settings.warmup_s``) is turned into a number of calls from one timed call;
     ``agree`` maps that number to the one every rank of a tensor-parallel group uses (their maximum),
@@ -112,9 +122,15 @@ def time_fn(
         fn()
     call, graph = fn, None
     if cuda and settings.cuda_graph:
-        graph = _capture(fn)
-        if graph is not None:
+        captured = _capture(fn, check=agree is not None)
+        # Under tensor parallelism every rank must replay a graph or every rank call eagerly.
+        if agree is not None and agree(0 if captured else 1) > 0:
+            captured = None
+        if captured is not None:
+            graph = captured[0]
             call = graph.replay
+        else:
+            EAGER_FALLBACKS.append(describe or "a measurement")
     n_warm = 0
     if settings.warmup_s > 0:
         if cuda:
@@ -159,15 +175,12 @@ def _agree(tp: TensorParallel, device: str) -> Callable[[int], int] | None:
     return lambda n: round(_group_max(float(n), tp, device))
 
 
-def _eager_if_split(settings: TimingSettings, tp: TensorParallel) -> TimingSettings:
-    # Capturing NCCL collectives in CUDA graphs is not validated here: split layers run eagerly.
-    if tp.size > 1 and settings.cuda_graph:
-        return dataclasses.replace(settings, cuda_graph=False)
-    return settings
+def _capture(fn: Callable[[], Any], check: bool = False) -> tuple[Any, Any] | None:
+    """``fn`` captured as a CUDA graph, with the output tensor the graph writes, or None.
 
-
-def _capture(fn: Callable[[], Any]) -> Any:
-    """``fn`` captured as a CUDA graph (after a side-stream warm-up, as capture requires), or None."""
+    Capture follows a side-stream warm-up, as it requires. With ``check`` one replay must reproduce an
+    eager call's output (the same kernels, so to fp16 rounding), which validates captured collectives.
+    """
     torch = _torch()
     try:
         side = torch.cuda.Stream()
@@ -177,13 +190,20 @@ def _capture(fn: Callable[[], Any]) -> Any:
         torch.cuda.current_stream().wait_stream(side)
         graph = torch.cuda.CUDAGraph()
         with torch.cuda.graph(graph):
-            fn()
+            out = fn()
         torch.cuda.synchronize()
-        return graph
     except RuntimeError as exc:  # an op that cannot be captured: time eagerly instead
         torch.cuda.synchronize()
         _progress(f"CUDA graph capture failed ({str(exc).splitlines()[0][:120]}); timing eagerly")
         return None
+    if check and isinstance(out, torch.Tensor):
+        ref = fn().clone()
+        graph.replay()
+        torch.cuda.synchronize()
+        if not torch.allclose(out.float(), ref.float(), rtol=1e-2, atol=1e-2):
+            _progress("CUDA graph replay differs from the eager call; timing eagerly")
+            return None
+    return graph, out
 
 
 def median_s(samples: Sequence[float]) -> float:
@@ -548,7 +568,6 @@ def measure_layers(
     """
     torch = _torch()
     tp = tp or TensorParallel()
-    settings = _eager_if_split(settings, tp)
     seq = seq_len or shape.seq_len
     dtype = _dtype(device)
     out = []
@@ -560,7 +579,8 @@ def measure_layers(
             x = layer_input(shape, kind, bs, seq, device, dtype)
             with torch.inference_mode():
                 # Timing first: its warm-up keeps one-time allocations (library workspaces) out of the peak.
-                lat = median_s(time_fn(lambda x=x, f=layer: f(x), device, settings, _agree(tp, device)))
+                what = f"{shape.name} {kind} op={tp.size} bs={bs}"
+                lat = median_s(time_fn(lambda x=x, f=layer: f(x), device, settings, _agree(tp, device), what))
                 act = peak_activation_bytes(lambda x=x, f=layer: f(x), device)
             lat = _group_max(lat, tp, device)
             out.append(LayerMeasurement(shape.name, tp.size, kind, bs, seq, lat, wbytes, act))
@@ -598,7 +618,8 @@ def measure_blocks(
             for phase, tokens in (("prefill", seq), ("decode", 1)):
                 x = torch.randn(bs, tokens, shape.hidden, device=device, dtype=dtype)
                 with torch.inference_mode():
-                    lat = median_s(time_fn(lambda x=x, kv=kv: block(x, kv), device, settings))
+                    what = f"{shape.name} block {phase} bs={bs} seq={seq}"
+                    lat = median_s(time_fn(lambda x=x, kv=kv: block(x, kv), device, settings, describe=what))
                 rows.append(BlockRow(shape.name, phase, bs, seq, lat, wbytes, kv_cache_bytes(shape, bs, seq)))
                 del x
             del kv
@@ -671,28 +692,49 @@ def measure_e2e_pipeline(
     out = {}
     for bs in batch_sizes:
         ids = layer_input(shape, "embed", bs, shape.seq_len, device, dtype)
-        inbuf = torch.empty(bs, shape.seq_len, shape.hidden, device=device, dtype=dtype)
+        inbuf = torch.randn(bs, shape.seq_len, shape.hidden, device=device, dtype=dtype)
 
-        def forward(ids: Any = ids, inbuf: Any = inbuf, stage: Any = stage) -> None:
-            if rank == 0:
-                x = stage(ids)
-            else:
+        def compute(inp: Any = ids if rank == 0 else inbuf, stage: Any = stage) -> Any:
+            return stage(inp)
+
+        # The stage's own work replays as a CUDA graph, as single layers are timed; the transfers stay eager.
+        captured = None
+        if device.startswith("cuda") and settings.cuda_graph:
+            with torch.inference_mode():
+                captured = _capture(compute)
+            if captured is None:
+                EAGER_FALLBACKS.append(f"{shape.name} pipeline stage {rank} of {pp} bs={bs}")
+
+        def forward(inbuf: Any = inbuf, compute: Any = compute, captured: Any = captured) -> None:
+            if rank > 0:
                 dist.recv(inbuf, rank - 1)
-                x = stage(inbuf)
+            if captured is not None:
+                captured[0].replay()
+                x = captured[1]
+            else:
+                x = compute()
             if rank < pp - 1:
                 dist.send(x.contiguous(), rank + 1)
 
         samples = []
         with torch.inference_mode():
-            for i in range(settings.warmup + settings.repeats):
+            n_warm = settings.warmup
+            if settings.warmup_s > 0:  # reach sustained clocks, as the layers were timed; all ranks agree
                 _sync_all(device, group)
                 t0 = time.perf_counter()
                 forward()
                 _sync_all(device, group)
-                if i >= settings.warmup:
+                n = math.ceil(settings.warmup_s / max(time.perf_counter() - t0, 1e-6))
+                n_warm += round(_group_max(float(n), TensorParallel(pp, rank, group), device))
+            for i in range(n_warm + settings.repeats):
+                _sync_all(device, group)
+                t0 = time.perf_counter()
+                forward()
+                _sync_all(device, group)
+                if i >= n_warm:
                     samples.append(time.perf_counter() - t0)
         out[bs] = median_s(samples)
-        del ids, inbuf
+        del ids, inbuf, captured
     del stage
     if device.startswith("cuda"):
         torch.cuda.empty_cache()
@@ -704,7 +746,6 @@ def measure_e2e_tp(
 ) -> dict[int, float]:
     """Whole-model forward latency with every layer split over the tensor-parallel group (CUDA events)."""
     torch = _torch()
-    settings = _eager_if_split(settings, tp)
     dtype = _dtype(device)
     torch.manual_seed(1234)
     model = build_stage(shape, shape.layer_kinds(), tp, device, dtype)
@@ -712,9 +753,9 @@ def measure_e2e_tp(
     for bs in batch_sizes:
         ids = layer_input(shape, "embed", bs, shape.seq_len, device, dtype)
         with torch.inference_mode():
-            out[bs] = _group_max(
-                median_s(time_fn(lambda ids=ids, f=model: f(ids), device, settings, _agree(tp, device))), tp, device
-            )
+            what = f"{shape.name} whole model op={tp.size} bs={bs}"
+            samples = time_fn(lambda ids=ids, f=model: f(ids), device, settings, _agree(tp, device), what)
+            out[bs] = _group_max(median_s(samples), tp, device)
         del ids
     del model
     if device.startswith("cuda"):
@@ -762,6 +803,7 @@ class ProfileResult:
     e2e: list[E2ERow] = field(default_factory=list)
     p2p: dict[int, float] = field(default_factory=dict)
     skipped: list[str] = field(default_factory=list)
+    eager: list[str] = field(default_factory=list)  # timed eagerly: CUDA-graph capture failed or disagreed
     world_size: int = 1
 
 
@@ -781,6 +823,7 @@ def run_single(req: ProfileRequest) -> ProfileResult:
     """Measure on one device (op = 1): layers, blocks, and single-device end-to-end latencies."""
     res = ProfileResult()
     clock = _Clock(req.time_budget_s)
+    EAGER_FALLBACKS.clear()
     for name in req.models:
         if clock.left() <= 0:
             res.skipped.append(f"layers {name} (time budget)")
@@ -803,6 +846,7 @@ def run_single(req: ProfileRequest) -> ProfileResult:
         for bs, t in lat.items():
             res.e2e.append(E2ERow(name, 1, 1, bs, shape.seq_len, t, sum_of_stages(shape, res.layers, 1, 1, bs, 0.0)))
         _progress(f"e2e {name} done, {clock.left():.0f}s left")
+    res.eager = list(EAGER_FALLBACKS)
     return res
 
 
@@ -852,6 +896,7 @@ def _worker(rank: int, world_size: int, req: ProfileRequest, port: int, path: st
     )
     res = ProfileResult(world_size=world_size)
     clock = _Clock(req.time_budget_s)
+    EAGER_FALLBACKS.clear()
 
     def budget_ok(what: str) -> bool:
         # Every rank must take the same branch: rank 0's clock decides for all.
@@ -929,6 +974,9 @@ def _worker(rank: int, world_size: int, req: ProfileRequest, port: int, path: st
             _progress(f"blocks {name} done, {clock.left():.0f}s left")
         dist.barrier()
 
+    everyone: list[Any] = [None] * world_size
+    dist.all_gather_object(everyone, EAGER_FALLBACKS)
+    res.eager = sorted({what for ranks_list in everyone for what in ranks_list})
     if rank == 0:
         torch.save(res, path)
     dist.barrier()
