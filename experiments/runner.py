@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 import serveplan
+from experiments.case_process import CaseProcessError, solve_case_in_process
 from experiments.config import (
     RESERVED_COLUMNS,
     ExperimentConfig,
@@ -173,8 +174,13 @@ def run_case(case: Case) -> dict[str, Any]:
     start = time.perf_counter()
     row = _base_row(case)
     try:
-        with _hard_limit(case.timeout_s):
-            row |= _solve_case(case)
+        if case.timeout_s is not None and not _alarm_available():
+            row |= solve_case_in_process(case, case.timeout_s)
+        else:
+            with _hard_limit(case.timeout_s):
+                row |= _solve_case(case)
+    except CaseProcessError as exc:
+        row |= {"status": "error", "verified": False, "message": str(exc)}
     except (Exception, CaseTimeoutError) as exc:
         row |= {"status": "error", "verified": False, "message": error_message(exc)}
     row["wall_s"] = time.perf_counter() - start
@@ -189,15 +195,21 @@ class CaseTimeoutError(BaseException):
     """
 
 
+def _alarm_available() -> bool:
+    """Whether SIGALRM can interrupt this thread (a process's main thread, on POSIX)."""
+    return threading.current_thread() is threading.main_thread() and hasattr(signal, "SIGALRM")
+
+
 @contextlib.contextmanager
 def _hard_limit(seconds: float | None) -> Iterator[None]:
-    """Raise :class:`CaseTimeoutError` in this thread after ``seconds`` (SIGALRM, main thread only).
+    """Raise :class:`CaseTimeoutError` in this thread after ``seconds`` (SIGALRM).
 
-    Workers of the local executor and the serial executor run cases in a main thread; Dask worker
-    threads cannot take signals, so there the limit is not enforced. Native code (a solver's C++
-    loop) is interrupted when it returns to Python.
+    Workers of the local executor and the serial executor run cases in a main thread. Elsewhere (Dask
+    worker threads) :func:`run_case` runs a case with a timeout in a child process instead
+    (:mod:`experiments.case_process`). Native code (a solver's C++ loop) is interrupted when it returns
+    to Python.
     """
-    if seconds is None or threading.current_thread() is not threading.main_thread() or not hasattr(signal, "SIGALRM"):
+    if seconds is None or not _alarm_available():
         yield
         return
 

@@ -187,6 +187,35 @@ def test_resume_after_kill(plugin_dir, tmp_path, capsys):
     pd.testing.assert_frame_equal(table[STABLE].sort_values("case_id", ignore_index=True), fresh)
 
 
+def test_case_timeout_holds_in_a_worker_thread(plugin_dir, tmp_path):
+    """Threads cannot take SIGALRM (Dask workers): a case with a timeout runs in a child process there."""
+    import threading
+
+    from experiments.runner import run_case
+
+    cfg = tmp_path / "thr.toml"
+    text = config_text("thread", n=[3]).replace("seeds = 2", "seeds = 1\ncase_timeout_s = 5")
+    cfg.write_text(text.replace("sleep_s = 0.0, largest_first", "sleep_s = 60.0, largest_first"))
+    cases = expand_cases(load_config(cfg))
+    slow = next(c for c in cases if c.method.label == "largest")
+    fast = next(c for c in cases if c.method.label != "largest")
+    rows: dict[str, dict] = {}
+
+    def work() -> None:
+        for case in (slow, fast):
+            rows[case.case_id] = run_case(case)
+
+    worker = threading.Thread(target=work)
+    worker.start()
+    worker.join(timeout=60)
+    assert not worker.is_alive()
+    killed, done = rows[slow.case_id], rows[fast.case_id]
+    assert killed["status"] == "error" and "child process killed" in killed["message"]
+    assert killed["wall_s"] < 30  # killed at the 5 s limit, not after the 60 s sleep
+    # The child imports the plugin from the parent's import path and returns the same row as in-process.
+    assert done["status"] == "feasible" and done["fill"] == run_case(fast)["fill"]
+
+
 def test_dask_matches_local(plugin_dir, tmp_path):
     from experiments.executors import DaskExecutor
 
