@@ -6,6 +6,11 @@
     proven LP lower bound, restricted-MILP upper bound; optimal only when they meet), ``max_paths``
     (enumeration limit, default 20000), ``seed_with_gca`` (colgen: seed columns with GBP-CR + GCA's chains at
     the tuned c, default True).
+``milp:bpca-time[:STEPS]``
+    BPCA with the compact time-expanded MILP (:mod:`formulations.chain_bpca_time`, model B). The grid has STEPS
+    steps over the largest chain time (default 100; option ``steps``), or a step of ``step_s`` seconds (option,
+    overrides). The up-rounded model gives the solution, the down-rounded one the bound; ``optimal`` only when they
+    meet (always, up to the solver, when every segment time lies on the grid: then the model is exact).
 ``milp:cache``
     Cache allocation for given chains, the multidimensional-knapsack ILP (:mod:`formulations.chain_cache`).
     Chains: ``options["placement"]`` (a Placement or its dict) with ``options["chains"]`` (list of Chain or
@@ -23,7 +28,7 @@ import json
 import time
 from typing import Any
 
-from formulations import chain_bpca, chain_cache, chain_simplified
+from formulations import chain_bpca, chain_bpca_time, chain_cache, chain_simplified
 from serveplan.chain.instance import ChainInstance
 from serveplan.chain.placement import Chain, ChainSolution, Placement, chains_of_placement
 from serveplan.chain.verify import verify
@@ -171,6 +176,52 @@ def milp_bpca(instance: ChainInstance, budget: Budget, param: str | None) -> Met
     return _verified(result, instance)
 
 
+@register(
+    "chain",
+    "milp:bpca-time",
+    kind="exact",
+    summary="BPCA compact time-expanded MILP (up/down-rounded grid: solution and bound)",
+    param="steps",
+)
+def milp_bpca_time(instance: ChainInstance, budget: Budget, param: str | None) -> MethodResult:
+    """BPCA by the time-expanded model: grid steps from the parameter or ``steps``, or ``step_s`` seconds."""
+    start = time.perf_counter()
+    steps = _int_option(budget, "steps", None)
+    if steps is None and param is not None:
+        try:
+            steps = int(param)
+        except ValueError:
+            raise InputError("the number of grid steps must be an integer >= 1", field="steps", value=param) from None
+    step_s = budget.options.get("step_s")
+    if step_s is not None:
+        try:
+            step_s = float(step_s)
+        except (TypeError, ValueError):
+            raise InputError("must be a number of seconds", field="options.step_s", value=step_s) from None
+    out = chain_bpca_time.solve_bpca_time(
+        instance,
+        steps=steps,
+        step_s=step_s,
+        backend=budget.backend,
+        time_limit_s=budget.time_limit_s,
+        threads=budget.threads,
+        rel_gap=budget.rel_gap,
+        seed=budget.seed,
+    )
+    result = MethodResult(
+        method="milp:bpca-time",
+        status=str(out.status),
+        solution=out.solution,
+        objective=out.objective,
+        bound=out.bound,
+        gap=out.gap,
+        wall_s=time.perf_counter() - start,
+        solve=out.solve.to_dict() if out.solve is not None else None,
+        info=dict(out.info),
+    )
+    return _verified(result, instance)
+
+
 @register("chain", "milp:cache", kind="exact", summary="cache-allocation ILP (MKP form) for given chains")
 def milp_cache(instance: ChainInstance, budget: Budget, param: str | None) -> MethodResult:
     """Optimal cache allocation over a given chain set (see module docstring for where the chains come from)."""
@@ -240,4 +291,4 @@ def milp_simplified(instance: ChainInstance, budget: Budget, param: str | None) 
     return _verified(result, instance)
 
 
-__all__ = ["milp_bpca", "milp_cache", "milp_simplified"]
+__all__ = ["milp_bpca", "milp_bpca_time", "milp_cache", "milp_simplified"]
