@@ -13,19 +13,26 @@ largest stage's weight bytes, stay within the cluster's per-GPU budget: ``<=``, 
 * :func:`fast_greedy`: the selector the reference code actually runs for AlpaServe (PR #59). One simulation
   per step: add the most-unserved model to the least-loaded group that can take it. Cost: R + 1 simulations.
 
-All three are deterministic: ties go to the lower group index, then the lower model index.
+All three are deterministic: ties go to the lower group index, then the lower model index. With
+``threads > 1`` (:class:`SelectionContext`) the greedy and beam selectors simulate each step's candidates in a
+thread pool (the simulator's kernel releases the GIL) and reduce them in the serial order, so the answer does
+not depend on the thread count.
 """
 
 from __future__ import annotations
 
+import copy
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from serveplan.alpaserve.cluster import Group, ParallelConfig, Placement
 from serveplan.alpaserve.simulator import SimResult, Simulator
+from serveplan.errors import InputError
 
 # Tie-breakers of the reference search score (``goodput - mean_latency / 1e4 + num_replicas / 1e6``).
 LATENCY_TIEBREAK = 1e-4
@@ -102,17 +109,30 @@ class SelectionContext:
         Built once for the workload the selection optimises (tables precomputed there).
     models : sequence of int, optional
         The models that may be placed (a bucket); default all.
+    threads : int
+        Threads that simulate a step's candidates at once (1: one after the other).
     """
 
-    def __init__(self, instance, simulator: Simulator, models: Sequence[int] | None = None) -> None:
+    def __init__(
+        self, instance, simulator: Simulator, models: Sequence[int] | None = None, *, threads: int = 1
+    ) -> None:
+        if threads < 1:
+            raise InputError("threads must be >= 1", field="threads", value=threads)
         self.instance = instance
         self.simulator = simulator
         self.models = np.arange(len(instance.models)) if models is None else np.asarray(sorted(models), dtype=int)
         self.budget_bytes = instance.cluster.memory_budget_bytes
         self.requests = simulator.workload.counts().astype(np.float64)
+        self.threads = int(threads)
         self._weights: dict[ParallelConfig, np.ndarray] = {}
         self.num_simulations = 0
         self.timed_out = False
+
+    def fork(self) -> SelectionContext:
+        """A context for another thread: same simulator, models and weight cache, its own counters, serial."""
+        other = copy.copy(self)
+        other.threads, other.num_simulations, other.timed_out = 1, 0, False
+        return other
 
     def weights(self, config: ParallelConfig) -> np.ndarray:
         """Per-GPU weight bytes of every model under ``config`` (cached)."""
@@ -133,6 +153,16 @@ class SelectionContext:
         self.num_simulations += 1
         return res, score(res, p)
 
+    def simulate_many(self, wps: Sequence[WorkingPlacement]) -> list[tuple[SimResult, float]]:
+        """:meth:`simulate` of every working placement, in order (in ``threads`` threads when > 1)."""
+        if self.threads == 1 or len(wps) < 2:
+            return [self.simulate(wp) for wp in wps]
+        placements = [wp.placement() for wp in wps]
+        self.simulator.prepare({c for wp in wps for c in wp.configs})
+        results = parallel_map(self.simulator.run, placements, self.threads)
+        self.num_simulations += len(placements)
+        return [(res, score(res, p)) for res, p in zip(results, placements, strict=True)]
+
     def simulate_counts(self, wp: WorkingPlacement) -> tuple[np.ndarray, np.ndarray]:
         """Simulate on the counts-only path: good requests per model, dispatched requests per group."""
         _, model_good, _, group_requests = self.simulator.run_fast(wp.placement())
@@ -142,6 +172,18 @@ class SelectionContext:
     def candidates(self, wp: WorkingPlacement) -> list[tuple[int, int]]:
         """Every feasible (group, model) addition, groups then models in index order."""
         return [(g, int(m)) for g in range(len(wp.configs)) for m in self.models if self.fits(wp, g, int(m))]
+
+
+def parallel_map(fn: Callable[[Any], Any], items: Sequence[Any], threads: int) -> list[Any]:
+    """``[fn(x) for x in items]`` computed by up to ``threads`` threads, in order.
+
+    Callers that share a :class:`Simulator` between the threads build its tables for every config the calls
+    will simulate first (:meth:`Simulator.prepare`): building them is the one thing a simulator run mutates.
+    """
+    if threads <= 1 or len(items) < 2:
+        return [fn(x) for x in items]
+    with ThreadPoolExecutor(max_workers=min(threads, len(items))) as pool:
+        return list(pool.map(fn, items))
 
 
 @dataclass
@@ -206,10 +248,12 @@ def greedy_selection(
     best = wp.copy()
     while True:
         step_best: tuple[float, WorkingPlacement, SimResult] | None = None
+        cands = []
         for g, m in ctx.candidates(wp):
             cand = wp.copy()
             cand.add(g, m, ctx.weights(cand.configs[g])[m])
-            res, sc = ctx.simulate(cand)
+            cands.append(cand)
+        for cand, (res, sc) in zip(cands, ctx.simulate_many(cands), strict=True):
             if step_best is None or sc > step_best[0]:
                 step_best = (sc, cand, res)
         if step_best is None:
@@ -243,7 +287,7 @@ def beam_selection(
     beam = [root]
     while beam:
         seen: set[tuple] = set()
-        scored: list[tuple[float, int, WorkingPlacement, SimResult]] = []
+        cands: list[WorkingPlacement] = []
         for parent in beam:
             for g, m in ctx.candidates(parent):
                 cand = parent.copy()
@@ -252,8 +296,10 @@ def beam_selection(
                 if key in seen:
                     continue
                 seen.add(key)
-                res, sc = ctx.simulate(cand)
-                scored.append((sc, len(scored), cand, res))
+                cands.append(cand)
+        scored = [
+            (sc, i, cand, res) for i, (cand, (res, sc)) in enumerate(zip(cands, ctx.simulate_many(cands), strict=True))
+        ]
         if not scored:
             break
         scored.sort(key=lambda t: (-t[0], t[1]))

@@ -100,6 +100,7 @@ def _search(instance, budget: Budget, use_buckets: bool) -> tuple[PlacementSearc
         max_pp=_int_option(budget, "max_pp", 8),
         max_op=_int_option(budget, "max_op", 4),
         prune_monotone=prune,
+        threads=budget.threads or 1,
     )
     return ps, ps.run(use_buckets=use_buckets)
 
@@ -132,7 +133,7 @@ def _selection(instance, budget: Budget, beam_width: int | None, name: str) -> M
     t0 = time.perf_counter()
     ps, res = _search(instance, budget, False)
     configs = [g.config for g in res.placement.groups]
-    ctx = SelectionContext(instance, Simulator(instance, instance.train))
+    ctx = SelectionContext(instance, Simulator(instance, instance.train), threads=budget.threads or 1)
     deadline = None if budget.time_limit_s is None else t0 + budget.time_limit_s
     if beam_width is None:
         sel = greedy_selection(ctx, configs, deadline)

@@ -53,12 +53,15 @@ import numpy as np
 from heuristics.alpaserve_greedy import (
     LATENCY_TIEBREAK,
     REPLICA_TIEBREAK,
+    Selection,
     SelectionContext,
     fast_greedy,
+    parallel_map,
     score,
 )
 from serveplan.alpaserve.cluster import Cluster, Group, ParallelConfig, Placement
 from serveplan.alpaserve.simulator import Simulator
+from serveplan.errors import InputError
 from serveplan.workloads.workload import Workload
 
 SAME_MODEL_THRESHOLD = 0.38
@@ -214,6 +217,9 @@ class PlacementSearch:
         ``selector(ctx, configs) -> Selection``; default :func:`fast_greedy`.
     reference_loop : bool
         Run the reference's loop (no per-bucket workloads, no memoisation); for benchmarks.
+    threads : int
+        Threads that run the selector on a bucket's group partitions at once (the simulator's kernel
+        releases the GIL); the answer is the same for every thread count.
     """
 
     def __init__(
@@ -226,7 +232,11 @@ class PlacementSearch:
         selector=fast_greedy,
         reference_loop: bool = False,
         prune_monotone: bool = True,
+        threads: int = 1,
     ) -> None:
+        if threads < 1:
+            raise InputError("threads must be >= 1", field="threads", value=threads)
+        self.threads = int(threads)
         self.instance = instance
         self.workload = workload
         self.max_pp = max_pp
@@ -259,13 +269,20 @@ class PlacementSearch:
         if not self.reference_loop and key in self._memo:
             return self._memo[key]
         ctx = self._context(bucket)
-        n0 = ctx.num_simulations
+        partitions = list(group_partitions(self.instance.cluster, num_gpus, self.max_pp, self.max_op))
+        if self.threads > 1:
+            ctx.simulator.prepare({c for configs in partitions for c in configs})
+
+        def select(configs: list[ParallelConfig]) -> tuple[Selection, int]:
+            own = ctx.fork()
+            return self.selector(own, configs), own.num_simulations
+
         best = None
-        for configs in group_partitions(self.instance.cluster, num_gpus, self.max_pp, self.max_op):
-            sel = self.selector(ctx, configs)
+        for sel, n in parallel_map(select, partitions, self.threads):
+            ctx.num_simulations += n
+            self.num_simulations += n
             if best is None or sel.score > best.score:
                 best = sel
-        self.num_simulations += ctx.num_simulations - n0
         if best is None:
             ans = BucketAnswer([], 0.0, 0.0, 0)
         else:

@@ -17,6 +17,7 @@ from serveplan.alpaserve.latency import latency_model_for
 from serveplan.alpaserve.model import get_model
 from serveplan.alpaserve.simulator import Simulator
 from serveplan.alpaserve.verify import verify
+from serveplan.errors import InputError
 from serveplan.registry import Budget, run_method
 from serveplan.workloads.arrivals import gamma_workload, power_law_rates
 
@@ -191,3 +192,15 @@ def test_beam_stops_at_the_time_limit_with_a_verified_placement():
     assert res.verified and res.info["stopped_at_time_limit"] is True
     full = run_method("alpaserve", "greedy", instance(n_gpus=4, names=MIXED, dur=20.0), Budget())
     assert full.info["stopped_at_time_limit"] is False
+
+
+def test_threads_do_not_change_the_answer():
+    """Parallel candidate evaluation reduces in the serial order: same placement, score and simulation count."""
+    inst = instance(n_gpus=8, seed=4)
+    for name in ("search", "search_flat", "greedy", "beam:2"):
+        one = run_method("alpaserve", name, inst, Budget(threads=1))
+        three = run_method("alpaserve", name, inst, Budget(threads=3))
+        assert one.solution == three.solution and one.objective == three.objective, name
+        assert one.info["num_simulations"] == three.info["num_simulations"], name
+    with pytest.raises(InputError, match="threads"):
+        SelectionContext(inst, Simulator(inst, inst.train), threads=0)

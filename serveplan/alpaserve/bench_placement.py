@@ -15,7 +15,9 @@
    * ``search (all splits)`` - the same without the best-first pruning (every split evaluated, memoised);
    * ``reference loop`` - the reference's loop structure (every split re-solves every bucket against the whole
      trace and simulates the concatenation), on the same simulator: the baseline of the ratio;
-   * ``search_flat`` - Algorithm 2 without buckets (reference ``mp-search``).
+   * ``search_flat`` - Algorithm 2 without buckets (reference ``mp-search``);
+   * ``search (threads=N)``, ``search_flat (threads=N)`` - the same with every core running the selector on a
+     bucket's group partitions at once (same answer; compared by wall seconds with the one-thread row).
 
    Wall seconds and process CPU seconds are both reported; on a shared machine the CPU seconds are the stable
    measure (the speed-up column uses them).
@@ -29,6 +31,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import time
 from typing import Any
 
@@ -98,9 +101,16 @@ def bench_algorithm2(quick: bool = False) -> list[dict[str, Any]]:
         _search_row("reference loop", inst, reference_loop=True),
         _search_row("search_flat", inst, use_buckets=False),
     ]
+    threads = os.cpu_count() or 1
+    if threads > 1:  # parallel candidate evaluation: same answer, compared by wall time with one thread
+        rows.append(_search_row(f"search (threads={threads})", inst, threads=threads))
+        rows.append(_search_row(f"search_flat (threads={threads})", inst, use_buckets=False, threads=threads))
     base = next(r for r in rows if r["method"] == "reference loop")["cpu_s"]
+    serial = {r["method"]: r["seconds"] for r in rows}
     for r in rows:
         r["cpu_speedup_vs_reference_loop"] = round(base / max(r["cpu_s"], 1e-9), 1)
+        one = serial.get(r["method"].split(" (threads=")[0]) if "(threads=" in r["method"] else None
+        r["wall_speedup_vs_1_thread"] = None if one is None else round(one / max(r["seconds"], 1e-9), 2)
     return rows
 
 
