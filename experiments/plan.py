@@ -302,6 +302,8 @@ def describe_solution(problem: str, instance: Any, solution: Any) -> list[str]:
         for i, g in enumerate(d["groups"]):
             served = ", ".join(f"{k}:{models[k]}" for k in g["models"]) or "(idle)"
             lines.append(f"group {i}: pp={g['pp']} op={g['op']} ({g['pp'] * g['op']} GPUs) serves {served}")
+        sources = instance.latency_sources(solution)
+        lines.append(f"latencies ({instance.latency.gpu}): {' and '.join(sources) or 'none hosted'}")
     else:
         lines.append(json.dumps(d, default=str)[:2000])
     return lines

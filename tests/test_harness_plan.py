@@ -51,6 +51,22 @@ def test_plan_alpaserve_from_rates(tmp_path):
     assert 0.0 <= outcome.table["attainment"].min() <= outcome.table["attainment"].max() <= 1.0
 
 
+def test_plan_alpaserve_says_where_latencies_come_from(tmp_path):
+    """A setup on a GPU with a measured profile table reports measured latencies; the V100 example, modelled."""
+    from experiments.plan import describe_solution
+
+    d = tmp_path / "h200"
+    shutil.copytree(EXAMPLES / "plan_alpaserve", d)
+    text = (d / "plan.toml").read_text().replace('gpu = "v100-16gb"', 'gpu = "h200-141gb"')
+    (d / "plan.toml").write_text(text.replace("memory_budget_gb = 13 ", "memory_budget_gb = 120"))
+    for setup, expected in ((d / "plan.toml", "measured"), (EXAMPLES / "plan_alpaserve" / "plan.toml", "modelled")):
+        inst = read_alpaserve_setup(setup)
+        outcome = make_plan("alpaserve", inst, methods=["sr"], baselines=[], time_limit_s=10)
+        solution = outcome.results["sr"].solution
+        assert inst.latency_sources(solution) == [expected]
+        assert describe_solution("alpaserve", inst, solution)[-1] == f"latencies ({inst.latency.gpu}): {expected}"
+
+
 def test_plan_input_errors_name_file_and_key(tmp_path):
     d = tmp_path / "p"
     shutil.copytree(EXAMPLES / "plan_chain", d)

@@ -144,15 +144,7 @@ def report(
         ),
         "models": [m.name for m in instance.models],
         "slo_s": list(instance.slo_s),
-        "latency_source": sorted(
-            {
-                instance.latency.source(instance.models[m], g.config)
-                for p in (placement.placements if isinstance(placement, TimeVaryingPlacement) else (placement,))
-                for g in p.groups
-                for m in g.models
-                if 0 <= m < instance.num_models and g.config.pp <= instance.models[m].num_layers
-            }
-        ),
+        "latency_source": instance.latency_sources(placement),
     }
     return _clean(out)
 

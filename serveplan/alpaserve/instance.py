@@ -134,6 +134,23 @@ class AlpaInstance:
                 notes.append(f"model {i} ({m.name}): {seen[key]}")
         return notes
 
+    def latency_sources(self, placement: Any) -> list[str]:
+        """Where the latencies of ``placement``'s hosted (model, config) pairs come from.
+
+        ``"measured"`` (a shipped or given GPU profile table has the key) and/or ``"modelled"`` (the
+        analytic model), sorted; a :class:`TimeVaryingPlacement` counts all of its placements.
+        """
+        placements = getattr(placement, "placements", (placement,))
+        return sorted(
+            {
+                self.latency.source(self.models[m], g.config)
+                for p in placements
+                for g in p.groups
+                for m in g.models
+                if 0 <= m < self.num_models and g.config.pp <= self.models[m].num_layers
+            }
+        )
+
     def with_workloads(self, train: Workload, test: Workload | None = None) -> AlpaInstance:
         """A copy with other workloads (``test`` defaults to ``train``)."""
         return AlpaInstance(self.cluster, self.models, self.slo_s, self.latency, train, test or train, self.name)
