@@ -207,3 +207,21 @@ def test_finer_grids_never_loosen_a_dyadic_bracket():
         hi = math.inf if out.objective is None else out.objective
         assert prev_lo <= lo <= expected <= hi <= prev_hi
         prev_lo, prev_hi = lo, hi
+
+
+def test_benchmark_comparison_runs_and_agrees():
+    from serveplan.chain.bench_milp import bench_time_expanded, time_expanded_table
+
+    rows = bench_time_expanded(sizes=[4], steps=[10], time_limit_s=30.0)
+    assert [(r["instance"], r["model"]) for r in rows] == [
+        ("general", "A"),
+        ("general", "B-up"),
+        ("general", "B-down"),
+        ("aligned", "A"),
+        ("aligned", "B-exact"),
+    ]
+    a, up, down, a_aligned, exact = rows
+    assert down["objective"] <= a["objective"] <= up["objective"]
+    assert exact["objective"] == a_aligned["objective"]
+    assert all(r["rows"] > 0 and r["cols"] > 0 and r["nonzeros"] > 0 for r in rows)
+    assert time_expanded_table(rows).count("\n") == len(rows) + 1

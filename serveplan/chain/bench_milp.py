@@ -14,6 +14,12 @@ Run ``python -m serveplan.chain.bench_milp`` (options ``--sizes``, ``--backends`
 Statuses, bounds and gaps are reported as the solvers gave them; a solve that hit the limit is reported as
 such, never as optimal. It prints machine information and a Markdown table (the "Chain exact MILPs" section
 of docs/benchmarks.md).
+
+``--time-expanded`` instead compares the path model (A, enumeration) with the compact time-expanded model (B,
+:mod:`formulations.chain_bpca_time`) on a grid of ``--steps`` steps, rounded up (a solution) and down (a bound),
+and on a grid-aligned variant of the instance (times rounded to multiples of ``--aligned-step`` seconds, where B
+is exact): model size (rows, columns, nonzeros), build and solve time (ratio over A's solve in the same run),
+objective and bound ("Chain time-expanded MILP" section of docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -147,6 +153,122 @@ def bench_bpca(
     return rows
 
 
+def aligned_instance(inst: ChainInstance, step_s: float) -> ChainInstance:
+    """``inst`` with every tau^c_j and tau^p_j rounded to a multiple of ``step_s`` (tau^p at least one step)."""
+    servers = tuple(
+        Server(
+            s.name,
+            s.memory_gb,
+            round(s.comm_time_s / step_s) * step_s,
+            max(1, round(s.compute_time_s / step_s)) * step_s,
+        )
+        for s in inst.servers
+    )
+    return ChainInstance(
+        servers,
+        inst.num_blocks,
+        inst.block_memory_gb,
+        inst.cache_memory_gb,
+        inst.arrival_rate,
+        inst.target_load,
+        name=f"{inst.name}-aligned",
+    )
+
+
+def bench_time_expanded(
+    sizes: Iterable[int] = (4, 8, 12),
+    steps: Iterable[int] = (25, 100, 400),
+    aligned_step_s: float = 0.05,
+    backend: str = "highs",
+    time_limit_s: float = 60.0,
+    threads: int = 1,
+    seed: int = 0,
+    max_paths: int = 200_000,
+    progress: bool = False,
+) -> list[dict[str, Any]]:
+    """Model A (path enumeration) against model B (time-expanded) per J; one row per (instance, model, grid).
+
+    For each J two instances: :func:`bench_instance` (``general``) and its grid-aligned variant
+    (:func:`aligned_instance`, ``aligned``). On each, A is solved once (the baseline), then B on every grid of
+    ``steps`` (general) or on the aligned grid (aligned), both roundings. All solves run in this process with
+    the same backend, thread count and time limit.
+
+    Returns
+    -------
+    list of dict
+        Keys: J, instance, model (``A``, ``B-up``, ``B-down``, ``B-exact``), grid (steps, or the step in s), rows,
+        cols, nonzeros, build_s (building and compiling the pyomo model), solve_s (the solver call),
+        ratio_vs_a (solve_s over A's on the same instance), status, objective, bound.
+    """
+    from formulations.chain_bpca import build_model as build_a
+    from formulations.chain_bpca_time import build_model as build_b
+    from formulations.chain_bpca_time import grid_step_s, on_grid
+    from serveplan.solvers import compile_pyomo, solve
+
+    rows: list[dict[str, Any]] = []
+
+    def run(J: int, kind: str, model_name: str, grid: str, build: Any, base: float | None) -> float:
+        t0 = time.perf_counter()
+        model = build()
+        lp, _ = compile_pyomo(model)
+        build_s = time.perf_counter() - t0
+        res = solve(model, backend, time_limit_s=time_limit_s, threads=threads, seed=seed)
+        if progress:
+            print(f"J={J} {kind} {model_name} {grid}: {res.status} in {res.wall_s:.2f} s", file=sys.stderr, flush=True)
+        rows.append(
+            {
+                "J": J,
+                "instance": kind,
+                "model": model_name,
+                "grid": grid,
+                "rows": lp.num_rows,
+                "cols": lp.num_cols,
+                "nonzeros": int(lp.A.nnz),
+                "build_s": build_s,
+                "solve_s": float(res.wall_s),
+                "ratio_vs_a": None if not base else float(res.wall_s) / base,
+                "status": str(res.status),
+                "objective": res.objective,
+                "bound": res.bound,
+            }
+        )
+        return float(res.wall_s)
+
+    for J in sizes:
+        general = bench_instance(J, seed)
+        aligned = aligned_instance(general, aligned_step_s)
+        for kind, inst in (("general", general), ("aligned", aligned)):
+            base = run(J, kind, "A", "-", lambda inst=inst: build_a(inst, max_paths=max_paths), None)
+            if kind == "aligned":
+                if not on_grid(inst, aligned_step_s):
+                    raise AssertionError("the aligned instance is not on its grid")
+                grids = [(f"{aligned_step_s:g} s", aligned_step_s, ("B-exact",))]
+            else:
+                grids = [(str(n), grid_step_s(inst, steps=n), ("B-up", "B-down")) for n in steps]
+            for label, step, names in grids:
+                for name in names:
+                    rounding = "down" if name == "B-down" else "up"
+                    run(J, kind, name, label, lambda inst=inst, step=step, r=rounding: build_b(inst, step, r), base)
+    return rows
+
+
+def time_expanded_table(rows: list[dict[str, Any]]) -> str:
+    """The rows of :func:`bench_time_expanded` as a Markdown table."""
+    lines = [
+        "| J | instance | model | grid | rows | cols | nonzeros | build (s) | solve (s) | vs A | status | objective "
+        "| bound |",
+        "|---:|---|---|---|---:|---:|---:|---:|---:|---:|---|---:|---:|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['J']} | {r['instance']} | {r['model']} | {r['grid']} | {r['rows']} | {r['cols']} | "
+            f"{r['nonzeros']} | {_fmt(r['build_s'])} | {_fmt(r['solve_s'])} | "
+            f"{_fmt(r['ratio_vs_a']) + 'x' if r['ratio_vs_a'] is not None else '1.00x'} | {r['status']} | "
+            f"{_fmt(r['objective'], 0)} | {_fmt(r['bound'], 2)} |"
+        )
+    return "\n".join(lines)
+
+
 def _fmt(x: Any, digits: int = 2) -> str:
     if x is None:
         return "-"
@@ -182,8 +304,28 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--no-colgen", action="store_true")
+    ap.add_argument("--time-expanded", action="store_true", help="compare the path model with the time-expanded one")
+    ap.add_argument("--steps", type=int, nargs="+", default=[25, 100, 400], help="--time-expanded grids")
+    ap.add_argument("--aligned-step", type=float, default=0.05, help="--time-expanded aligned grid, seconds")
     args = ap.parse_args(argv)
     print(f"Machine: {machine_line()}")
+    if args.time_expanded:
+        backend = args.backends[0]
+        print(f"Backend {backend}, per-solve limit {args.time_limit:g} s, {args.threads} thread(s), seed {args.seed}\n")
+        start = time.perf_counter()
+        rows = bench_time_expanded(
+            args.sizes,
+            args.steps,
+            args.aligned_step,
+            backend,
+            args.time_limit,
+            args.threads,
+            args.seed,
+            progress=True,
+        )
+        print(time_expanded_table(rows))
+        print(f"\nTotal {time.perf_counter() - start:.0f} s")
+        return 0
     print(f"Per-solve limit {args.time_limit:g} s, {args.threads} thread(s), seed {args.seed}\n")
     start = time.perf_counter()
     rows = bench_bpca(
