@@ -337,16 +337,17 @@ class TimeExpandedOutcome:
         infeasible; ``no_solution_in_time`` when no solution was found: the time ran out, or the up-rounded model
         is infeasible on this grid (``info["reason"]`` says which; refine the grid).
     solution : ChainSolution or None
-        Decoded from the up-rounded (or exact) model.
+        Decoded from the up-rounded (or exact) model; with refinement, the best over all grids.
     objective : float or None
     bound : float or None
-        Proven lower bound on the BPCA optimum: ceil of the down-rounded model's solver bound.
+        Proven lower bound on the BPCA optimum: ceil of the down-rounded model's solver bound (the best over all
+        grids).
     gap : float or None
     solve : SolveResult or None
         The up-rounded (or exact) model's solve.
     info : dict
-        Grid (``step_s``, ``exact_grid``), per model (``up``, ``down``): status, objective, bound, wall_s, arcs,
-        grid times.
+        Last grid (``step_s``, ``exact_grid``) and per model (``up``, ``down``): status, objective, bound, wall_s,
+        arcs, grid times; ``rounds`` lists the same for every grid tried (more than one with ``refine``).
     """
 
     status: Status
@@ -376,6 +377,7 @@ def solve_bpca_time(
     *,
     steps: int | None = None,
     step_s: float | None = None,
+    refine: int = 0,
     backend: str = "highs",
     time_limit_s: float | None = None,
     threads: int | None = None,
@@ -385,7 +387,9 @@ def solve_bpca_time(
     """Solve BPCA with the time-expanded model: up-rounded for a solution, down-rounded for a bound.
 
     On a grid where every segment time lies (:func:`on_grid`) the two models are one exact model, solved once.
-    Otherwise the up-rounded model gets half the time limit and the down-rounded one the rest.
+    Otherwise the up-rounded model gets half of the remaining time and the down-rounded one the rest. While the
+    bracket is open, up to ``refine`` further rounds halve the step (which never loosens it,
+    ``proofs/bpca_time_expanded.md`` (iv)); the best solution and the best bound over all rounds are reported.
 
     Parameters
     ----------
@@ -394,47 +398,71 @@ def solve_bpca_time(
         Number of grid steps over the largest chain time (default 100); ignored when ``step_s`` is given.
     step_s : float, optional
         Grid step in seconds.
+    refine : int, default 0
+        Maximum number of step halvings after the first grid.
     backend, time_limit_s, threads, rel_gap, seed
         Passed to :func:`serveplan.solvers.solve`.
     """
     start = time.perf_counter()
+    if isinstance(refine, bool) or not isinstance(refine, int) or refine < 0:
+        raise InputError("the number of refinements must be an integer >= 0", field="refine", value=refine)
     segments = useful_segments(instance)
     step = grid_step_s(instance, steps, step_s)
-    exact = on_grid(instance, step, segments)
-    info: dict[str, Any] = {"step_s": step, "exact_grid": exact, "segments": len(segments)}
-
-    def run(rounding: str, limit: float | None) -> tuple[pyo.ConcreteModel, SolveResult]:
-        model = build_model(instance, step, rounding, segments=segments)
-        res = solve(model, backend, time_limit_s=limit, threads=threads, rel_gap=rel_gap, seed=seed)
-        info[rounding] = _summary(model, res)
-        return model, res
+    info: dict[str, Any] = {"segments": len(segments), "rounds": []}
 
     def remaining(share: float) -> float | None:
         if time_limit_s is None:
             return None
         return max(1.0, share * (time_limit_s - (time.perf_counter() - start)))
 
-    up_model, up = run("up", remaining(1.0 if exact else 0.5))
-    solution = decode(instance, up_model) if up.status.has_solution else None
-    upper = round(up.objective) if up.status.has_solution else None
-    if exact:
-        info["down"] = info["up"]
-        lower_raw = up.bound
-        down_status = up.status
-    else:
-        _, down = run("down", remaining(1.0))
-        lower_raw = down.bound if down.status != Status.INFEASIBLE else None
-        down_status = down.status
-    lower = None if lower_raw is None or not math.isfinite(lower_raw) else float(math.ceil(lower_raw - 1e-6))
-    if down_status == Status.INFEASIBLE and solution is None:
-        return TimeExpandedOutcome(Status.INFEASIBLE, None, None, None, None, up, info)
-    if solution is None:
+    def run(rounding: str, limit: float | None, grid: float, entry: dict[str, Any]) -> tuple[Any, SolveResult]:
+        model = build_model(instance, grid, rounding, segments=segments)
+        res = solve(model, backend, time_limit_s=limit, threads=threads, rel_gap=rel_gap, seed=seed)
+        entry[rounding] = _summary(model, res)
+        return model, res
+
+    best_solution: ChainSolution | None = None
+    best_res: SolveResult | None = None
+    upper: int | None = None
+    lower: float | None = None
+    last_res: SolveResult | None = None
+    up_infeasible = False
+    for round_ in range(refine + 1):
+        exact = on_grid(instance, step, segments)
+        entry: dict[str, Any] = {"step_s": step, "exact_grid": exact}
+        info["rounds"].append(entry)
+
+        up_model, up = run("up", remaining(1.0 if exact else 0.5), step, entry)
+        last_res = up
+        up_infeasible = up.status == Status.INFEASIBLE
+        if up.status.has_solution and (upper is None or round(up.objective) < upper):
+            upper = round(up.objective)
+            best_solution, best_res = decode(instance, up_model), up
+        if exact:
+            entry["down"] = entry["up"]
+            down_bound, down_status = up.bound, up.status
+        else:
+            _, down = run("down", remaining(1.0), step, entry)
+            down_bound, down_status = down.bound, down.status
+        if down_status == Status.INFEASIBLE and best_solution is None:
+            info.update(entry)
+            return TimeExpandedOutcome(Status.INFEASIBLE, None, None, None, None, up, info)
+        if down_status != Status.INFEASIBLE and down_bound is not None and math.isfinite(down_bound):
+            lower = max(lower if lower is not None else -math.inf, float(math.ceil(down_bound - 1e-6)))
+        closed = upper is not None and lower is not None and upper <= lower
+        out_of_time = time_limit_s is not None and time.perf_counter() - start >= time_limit_s
+        if closed or exact or out_of_time or round_ == refine:
+            break
+        step = step / 2
+    # The top-level keys describe the last grid; "rounds" lists every grid tried.
+    info.update({k: v for k, v in info["rounds"][-1].items()})
+    if best_solution is None:
         info["reason"] = (
-            "the up-rounded model is infeasible on this grid: refine it (more steps or a smaller step_s)"
-            if up.status == Status.INFEASIBLE
-            else f"the up-rounded model ended {up.status} without a solution"
+            "the up-rounded model is infeasible on this grid: refine it (more steps, a smaller step_s, or refine)"
+            if up_infeasible
+            else f"the up-rounded model ended {last_res.status if last_res else 'unsolved'} without a solution"
         )
-        return TimeExpandedOutcome(Status.NO_SOLUTION_IN_TIME, None, None, lower, None, up, info)
+        return TimeExpandedOutcome(Status.NO_SOLUTION_IN_TIME, None, None, lower, None, last_res, info)
     status = Status.OPTIMAL if lower is not None and upper <= lower else Status.FEASIBLE
     gap = None if lower is None else max(0.0, upper - lower) / max(abs(upper), 1e-9)
-    return TimeExpandedOutcome(status, solution, float(upper), lower, gap, up, info)
+    return TimeExpandedOutcome(status, best_solution, float(upper), lower, gap, best_res, info)

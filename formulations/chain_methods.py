@@ -10,7 +10,8 @@
     BPCA with the compact time-expanded MILP (:mod:`formulations.chain_bpca_time`, model B). The grid has STEPS
     steps over the largest chain time (default 100; option ``steps``), or a step of ``step_s`` seconds (option,
     overrides). The up-rounded model gives the solution, the down-rounded one the bound; ``optimal`` only when they
-    meet (always, up to the solver, when every segment time lies on the grid: then the model is exact).
+    meet (always, up to the solver, when every segment time lies on the grid: then the model is exact). Option
+    ``refine`` (default 0): up to that many step halvings while the bracket is open.
 ``milp:cache``
     Cache allocation for given chains, the multidimensional-knapsack ILP (:mod:`formulations.chain_cache`).
     Chains: ``options["placement"]`` (a Placement or its dict) with ``options["chains"]`` (list of Chain or
@@ -202,6 +203,7 @@ def milp_bpca_time(instance: ChainInstance, budget: Budget, param: str | None) -
         instance,
         steps=steps,
         step_s=step_s,
+        refine=_int_option(budget, "refine", 0),
         backend=budget.backend,
         time_limit_s=budget.time_limit_s,
         threads=budget.threads,

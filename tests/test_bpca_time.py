@@ -225,3 +225,26 @@ def test_benchmark_comparison_runs_and_agrees():
     assert exact["objective"] == a_aligned["objective"]
     assert all(r["rows"] > 0 and r["cols"] > 0 and r["nonzeros"] > 0 for r in rows)
     assert time_expanded_table(rows).count("\n") == len(rows) + 1
+
+
+def test_refinement_closes_the_bracket_monotonically():
+    # Starting from one step (no up-rounded solution at all), halving the step tightens the bracket round by round
+    # (proofs/bpca_time_expanded.md (iv)) until it closes at the brute-force optimum.
+    inst = tiny_instance(7, 4, 4)
+    expected = bf_bpca(inst)
+    out = chain_bpca_time.solve_bpca_time(inst, steps=1, refine=12)
+    assert out.status == Status.OPTIMAL and out.objective == out.bound == expected
+    assert verify(inst, out.solution).ok
+    rounds = out.info["rounds"]
+    assert 1 < len(rounds) <= 13
+    assert rounds[0]["up"]["status"] == "infeasible"
+    steps = [r["step_s"] for r in rounds]
+    assert steps == [steps[0] / 2**i for i in range(len(rounds))]
+    downs = [r["down"]["objective"] for r in rounds]
+    ups = [r["up"]["objective"] for r in rounds if r["up"]["objective"] is not None]
+    assert downs == sorted(downs) and all(d <= expected + 1e-6 for d in downs)
+    assert ups == sorted(ups, reverse=True) and all(u >= expected - 1e-6 for u in ups)
+    r = run_method("chain", "milp:bpca-time:1", inst, Budget(options={"refine": "12"}))
+    assert r.status == "optimal" and r.verified and r.objective == expected
+    with pytest.raises(InputError):
+        chain_bpca_time.solve_bpca_time(inst, refine=-1)
