@@ -248,3 +248,20 @@ def test_refinement_closes_the_bracket_monotonically():
     assert r.status == "optimal" and r.verified and r.objective == expected
     with pytest.raises(InputError):
         chain_bpca_time.solve_bpca_time(inst, refine=-1)
+
+
+def test_cli_solves_with_the_time_expanded_method(tmp_path, capsys):
+    import json
+
+    from serveplan.cli import main
+
+    inst = aligned_instance(3, 4, 2)
+    path = tmp_path / "inst.json"
+    inst.save_json(path)
+    args = ["solve", "chain", "--instance", str(path), "--method", "milp:bpca-time", "--json"]
+    assert main([*args, "-o", f"step_s={STEP}"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["status"] == "optimal" and out["verified"] and out["objective"] == bf_bpca(inst)
+    # a malformed option is a one-line input error (exit 2), not a traceback
+    assert main([*args, "-o", "refine=x"]) == 2
+    assert "refine" in capsys.readouterr().err
