@@ -2,7 +2,7 @@
 
 The path-based model (:mod:`formulations.chain_bpca`, model A) needs one column per chain, exponentially many. This
 model puts a chain's cumulative service time into the state instead (``docs/formulations_chain.md``, section
-"Time-expanded model"; proofs in ``proofs/bpca_time_expanded.md``):
+4b; proofs in ``proofs/bpca_time_expanded.md``):
 
 * nodes (e, k): "blocks 1..e processed, elapsed time k * step" for a time grid of step ``step_s``;
 * one arc per useful segment (j, b, e) (:func:`formulations.chain_paths.useful_segments`) and grid time k, from

@@ -265,3 +265,23 @@ def test_cli_solves_with_the_time_expanded_method(tmp_path, capsys):
     # a malformed option is a one-line input error (exit 2), not a traceback
     assert main([*args, "-o", "refine=x"]) == 2
     assert "refine" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("seed", range(400, 440))
+def test_random_sweep_bracket_and_exactness(seed):
+    rng = np.random.default_rng(seed)
+    J, L = int(rng.integers(1, 5)), int(rng.integers(1, 5))
+    for inst, kwargs in (
+        (tiny_instance(seed, J, L), {"steps": int(rng.integers(2, 80))}),
+        (aligned_instance(seed, J, L), {"step_s": STEP / int(rng.choice([1, 2, 4]))}),
+    ):
+        expected = bf_bpca(inst)
+        out = chain_bpca_time.solve_bpca_time(inst, **kwargs)
+        if math.isinf(expected):
+            assert out.status in (Status.INFEASIBLE, Status.NO_SOLUTION_IN_TIME) and out.solution is None
+            continue
+        assert out.bound is not None and out.bound <= expected
+        if out.solution is not None:
+            assert verify(inst, out.solution).ok and out.objective >= expected
+        if out.info["exact_grid"]:
+            assert out.status == Status.OPTIMAL and out.objective == expected
