@@ -33,12 +33,17 @@ AXIS_LABEL = {
 
 
 def line_panel(ax, rows: pd.DataFrame, x: str, metric: str = "attainment", title: str = "") -> pd.DataFrame:
-    """Plot ``metric`` (mean over seeds) against ``x``, one line per method label; return the data."""
+    """Plot ``metric`` against ``x``, one line per method label; return the data.
+
+    Lines are means over seeds, with a band of +- one standard deviation where there are several seeds.
+    """
     sub = rows.assign(**{x: pd.to_numeric(rows[x], errors="coerce")})
     stats = summarise(sub, ["label", x], metric)
     for label, g in stats.groupby("label", sort=False):
         g = g.sort_values(x)
-        ax.plot(g[x], g["mean"], marker="o", ms=3, label=label)
+        (line,) = ax.plot(g[x], g["mean"], marker="o", ms=3, label=label)
+        if (g["n"] > 1).any():  # spread over seeds: mean +- one standard deviation
+            ax.fill_between(g[x], g["mean"] - g["std"], g["mean"] + g["std"], color=line.get_color(), alpha=0.15, lw=0)
     if metric == "attainment":
         ax.axhline(0.99, color="grey", ls=":", lw=0.8)
         ax.set_ylim(-0.02, 1.02)
