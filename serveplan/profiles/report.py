@@ -165,14 +165,19 @@ def markdown(h100: Tables, h200: Tables | None) -> str:
             "Overhead = latency(op) - latency(1)/op, the part of the split forward that is not the "
             "ideal share of the single-GPU time (AlpaServe's intra-op overhead).\n"
         )
-        out.append("| model | bs | op=1 ms | op=2 ms | op=4 ms | speed-up op=2 | speed-up op=4 | overhead op=4 ms |")
-        out.append("|---|---|---|---|---|---|---|---|")
+        out.append(
+            "| model | bs | op=1 ms | op=2 ms | op=4 ms | speed-up op=2 | speed-up op=4 | overhead op=4 ms "
+            "| analytic speed-up op=2 / op=4 |"
+        )
+        out.append("|---|---|---|---|---|---|---|---|---|")
         for model in ALPASERVE_SHAPES:
             for bs in (1, 16):
                 lat = {op: total_latency(h200, model, 1, op, bs) for op in (1, 2, 4)}
+                ana = {op: alpaserve_analytic_s(model, 1, op, bs, gpu="h200-141gb") for op in (1, 2, 4)}
+                ana_cell = "-" if None in ana.values() else f"{ana[1] / ana[2]:.2f} / {ana[1] / ana[4]:.2f}"
                 out.append(
                     f"| {model} | {bs} | {lat[1] * 1e3:.1f} | {lat[2] * 1e3:.1f} | {lat[4] * 1e3:.1f} | "
-                    f"{lat[1] / lat[2]:.2f} | {lat[1] / lat[4]:.2f} | {(lat[4] - lat[1] / 4) * 1e3:.1f} |"
+                    f"{lat[1] / lat[2]:.2f} | {lat[1] / lat[4]:.2f} | {(lat[4] - lat[1] / 4) * 1e3:.1f} | {ana_cell} |"
                 )
         out.append("\n### Pipeline and tensor parallelism end to end (H200): measured forward vs sum of stages\n")
         out.append("| model | bs | pp=1 | pp=2 | pp=4 | op=2 | op=4 | sum-of-stages pp=4 | sum-of-layers op=4 |")
