@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import subprocess
 import sys
 import threading
@@ -21,6 +22,7 @@ from serveplan.profiles.profile_table import (
     PROFILE_HEADER,
     TINY_SHAPES,
     BlockRow,
+    BlockStackRow,
     LayerMeasurement,
     activation_bytes,
     aggregate_stages,
@@ -29,12 +31,14 @@ from serveplan.profiles.profile_table import (
     get_shape,
     gpu_slug,
     kv_cache_bytes,
+    read_block_stack_csv,
     read_blocks_csv,
     read_e2e_csv,
     read_layers_csv,
     read_p2p_csv,
     read_profile_csv,
     stage_layer_kinds,
+    write_block_stack_csv,
     write_blocks_csv,
     write_meta,
     write_profile_csv,
@@ -410,6 +414,35 @@ def test_cli_cpu_defaults_to_tiny_models(tp, tmp_path):
     assert {m.model for m in read_layers_csv(tmp_path / "cpu_layers.csv")} == {"tiny-bert", "tiny-moe"}
     assert {b.model for b in read_blocks_csv(tmp_path / "cpu_blocks.csv")} == {"tiny-llama"}
     assert {r.model for r in read_e2e_csv(tmp_path / "cpu_e2e.csv")} == {"tiny-bert", "tiny-moe"}
+    stacks = read_block_stack_csv(tmp_path / "cpu_block_stack.csv")
+    layers = get_shape("tiny-llama").layers
+    assert {(r.model, r.phase, r.n_blocks, r.batch_size, r.seq_len) for r in stacks} == {
+        ("tiny-llama", ph, layers, 1, 8) for ph in ("prefill", "decode")
+    }
+    assert all(r.latency_s > 0 and r.sum_of_blocks_s > 0 for r in stacks)
+
+
+def test_block_stack_rows_and_checks(tp):
+    shape = get_shape("tiny-llama")
+    blocks = [
+        BlockRow("tiny-llama", "decode", 1, 8, 0.002, 10, 20),
+        BlockRow("other", "decode", 1, 8, 9.0, 10, 20),
+    ]
+    rows = tp.stack_rows(shape, 2, {("decode", 1, 8): 0.005, ("prefill", 1, 8): 0.007}, blocks)
+    by_phase = {r.phase: r for r in rows}
+    assert by_phase["decode"].sum_of_blocks_s == pytest.approx(0.004)  # 2 x the tiny-llama block, not "other"
+    assert math.isnan(by_phase["prefill"].sum_of_blocks_s)  # that block was not measured
+    with pytest.raises(InputError, match="n_blocks"):
+        tp.measure_block_stack(shape, shape.layers + 1, [1], [8], "cpu", tp.TimingSettings(1, 1))
+
+
+def test_block_stack_csv_round_trip(tmp_path):
+    rows = [
+        BlockStackRow("llama-2-7b", "prefill", 32, 4, 1024, 0.1, 0.098),
+        BlockStackRow("llama-2-7b", "decode", 32, 1, 512, 0.005, 0.0049),
+    ]
+    path = write_block_stack_csv(tmp_path / "x_block_stack.csv", rows)
+    assert sorted(read_block_stack_csv(path), key=lambda r: r.phase) == sorted(rows, key=lambda r: r.phase)
 
 
 def test_distributed_run_with_gloo(tp):

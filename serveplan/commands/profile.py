@@ -21,10 +21,12 @@ from serveplan.profiles.profile_table import (
     build_profile_rows,
     get_shape,
     gpu_slug,
+    read_block_stack_csv,
     read_blocks_csv,
     read_e2e_csv,
     read_layers_csv,
     read_p2p_csv,
+    write_block_stack_csv,
     write_blocks_csv,
     write_e2e_csv,
     write_layers_csv,
@@ -37,6 +39,8 @@ DEFAULT_E2E = ("bert-1.3b", "bert-2.6b", "bert-6.7b", "moe-1.3b", "moe-2.4b", "m
 # ``--device cpu`` is a smoke run of the profiler's logic: tiny shapes unless models are named.
 CPU_MODELS = ("tiny-bert", "tiny-moe")
 CPU_BLOCKS = ("tiny-llama",)
+# Whole chain models that fit on one GPU, timed as block stacks (LLaMA-2-70B and BLOOM-176B do not fit).
+STACKS = ("llama-2-7b",)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -49,6 +53,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--blocks",
         default=None,
         help="chain-model decoder blocks (comma list; default all; tiny-llama with --device cpu)",
+    )
+    p.add_argument(
+        "--block-stacks",
+        default=None,
+        help="chain models whose whole block stack is timed on one GPU (default llama-2-7b; tiny-llama on cpu)",
     )
     p.add_argument("--e2e", default=None, help="models timed end to end (default: those of --models up to 6.7B)")
     p.add_argument("--batch-sizes", default="1,2,4,8,16", help="batch sizes (comma list)")
@@ -98,6 +107,7 @@ def run(args: argparse.Namespace) -> int:
     models = _names(args.models if args.models is not None else ",".join(default_models))
     blocks = _names(args.blocks if args.blocks is not None else ",".join(default_blocks))
     default_e2e = CPU_MODELS if cpu else DEFAULT_E2E
+    stacks = _names(args.block_stacks if args.block_stacks is not None else ",".join(CPU_BLOCKS if cpu else STACKS))
     e2e = _names(args.e2e) if args.e2e is not None else [m for m in default_e2e if m in models]
     warmup, repeats, warmup_s = (1, 5, 0.0) if args.quick or args.device == "cpu" else (3, 10, 0.25)
     timing = tpf.TimingSettings(
@@ -114,6 +124,7 @@ def run(args: argparse.Namespace) -> int:
         block_seq_lens=_ints(args.block_seq_lens, "--block-seq-lens"),
         tp_degrees=tp_degrees,
         e2e_models=e2e,
+        block_stacks=stacks,
         device=args.device,
         timing=timing,
         time_budget_s=args.time_budget_s,
@@ -131,9 +142,11 @@ def run(args: argparse.Namespace) -> int:
     res = tpf.run_distributed(req, world) if world > 1 else tpf.run_single(req)
 
     out = Path(args.out)
-    layers, block_rows, e2e_rows, p2p = res.layers, res.blocks, res.e2e, res.p2p
+    layers, block_rows, e2e_rows, p2p, stacks_rows = res.layers, res.blocks, res.e2e, res.p2p, res.stacks
     if args.merge:
-        layers, block_rows, e2e_rows, p2p = _merge(out, slug, layers, block_rows, e2e_rows, p2p)
+        layers, block_rows, e2e_rows, p2p, stacks_rows = _merge(
+            out, slug, layers, block_rows, e2e_rows, p2p, stacks_rows
+        )
     pp = _ints(args.pp, "--pp")
     rows = build_profile_rows(layers, pp, p2p)
     written = [write_profile_csv(out / f"{slug}.csv", rows), write_layers_csv(out / f"{slug}_layers.csv", layers)]
@@ -143,6 +156,8 @@ def run(args: argparse.Namespace) -> int:
         written.append(write_e2e_csv(out / f"{slug}_e2e.csv", e2e_rows))
     if p2p:
         written.append(write_p2p_csv(out / f"{slug}_p2p.csv", p2p))
+    if stacks_rows:
+        written.append(write_block_stack_csv(out / f"{slug}_block_stack.csv", stacks_rows))
     ops = sorted({m.op for m in layers})
     notes = [
         f"timing: CUDA events around {'CUDA-graph replays' if timing.cuda_graph else 'eager calls'}, "
@@ -213,7 +228,7 @@ def _command_line(args: argparse.Namespace) -> str:
     return " ".join(["serveplan", "profile", *(shlex.quote(a) for a in argv)])
 
 
-def _merge(out: Path, slug: str, layers: list, blocks: list, e2e: list, p2p: dict) -> tuple:
+def _merge(out: Path, slug: str, layers: list, blocks: list, e2e: list, p2p: dict, stacks: list) -> tuple:
     """Union of earlier tables in ``out`` with this run's measurements (this run wins on equal keys)."""
 
     def union(old: list, new: list, key: tuple[str, ...]) -> list:
@@ -234,7 +249,10 @@ def _merge(out: Path, slug: str, layers: list, blocks: list, e2e: list, p2p: dic
     f = out / f"{slug}_p2p.csv"
     if f.exists():
         p2p = {**read_p2p_csv(f), **p2p}
-    return layers, blocks, e2e, p2p
+    f = out / f"{slug}_block_stack.csv"
+    if f.exists():
+        stacks = union(read_block_stack_csv(f), stacks, ("model", "phase", "n_blocks", "batch_size", "seq_len"))
+    return layers, blocks, e2e, p2p, stacks
 
 
 def _print_summary(rows: list, blocks: list) -> None:

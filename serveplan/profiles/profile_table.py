@@ -17,6 +17,9 @@ Table formats (one file per GPU type, ``<gpu>`` a slug such as ``h100-80gb``):
   attending to a KV cache of ``seq_len`` tokens).
 * ``<gpu>_layers.csv`` -- the raw per-layer measurements the stage rows are built from.
 * ``<gpu>_e2e.csv`` -- whole-model forward latencies measured end to end, next to the sum of stages.
+* ``<gpu>_block_stack.csv`` -- ``model,phase,n_blocks,batch_size,seq_len,latency_s,sum_of_blocks_s``: a
+  chain model's first ``n_blocks`` decoder blocks (all of them for a whole model) run back to back on one
+  GPU, next to ``n_blocks`` times the single block's latency (the chain model's composition rule).
 * ``<gpu>_p2p.csv`` -- measured GPU-to-GPU transfer latency by message size.
 * ``<gpu>.meta.json`` -- GPU model, driver, torch and CUDA versions, date, command and notes.
 """
@@ -38,6 +41,7 @@ BLOCK_HEADER = ("model", "phase", "batch_size", "seq_len", "latency_s", "weight_
 LAYER_HEADER = ("model", "op", "kind", "batch_size", "seq_len", "latency_s", "weight_bytes", "act_bytes")
 E2E_HEADER = ("model", "pp", "op", "batch_size", "seq_len", "latency_s", "sum_of_stages_s")
 P2P_HEADER = ("nbytes", "latency_s")
+STACK_HEADER = ("model", "phase", "n_blocks", "batch_size", "seq_len", "latency_s", "sum_of_blocks_s")
 
 LAYER_KINDS = ("embed", "dense", "moe", "head")
 PHASES = ("prefill", "decode")
@@ -223,6 +227,19 @@ class BlockRow:
 
 
 @dataclass(frozen=True)
+class BlockStackRow:
+    """``n_blocks`` decoder blocks run back to back, next to ``n_blocks`` x the single block's latency."""
+
+    model: str
+    phase: str
+    n_blocks: int
+    batch_size: int
+    seq_len: int
+    latency_s: float
+    sum_of_blocks_s: float
+
+
+@dataclass(frozen=True)
 class E2ERow:
     """A whole forward pass measured end to end, next to the sum of its stages' table latencies."""
 
@@ -382,6 +399,12 @@ def write_e2e_csv(path: str | Path, rows: Iterable[E2ERow]) -> Path:
     return _write_rows(Path(path), E2E_HEADER, sorted(rows, key=key))
 
 
+def write_block_stack_csv(path: str | Path, rows: Iterable[BlockStackRow]) -> Path:
+    """Write block-stack measurements (``<gpu>_block_stack.csv``)."""
+    key = lambda r: (r.model, r.phase, r.n_blocks, r.seq_len, r.batch_size)  # noqa: E731
+    return _write_rows(Path(path), STACK_HEADER, sorted(rows, key=key))
+
+
 def write_p2p_csv(path: str | Path, transfers: dict[int, float]) -> Path:
     """Write measured GPU-to-GPU transfer latencies (``<gpu>_p2p.csv``)."""
     path = Path(path)
@@ -440,6 +463,11 @@ def read_layers_csv(path: str | Path) -> list[LayerMeasurement]:
 def read_e2e_csv(path: str | Path) -> list[E2ERow]:
     """Read a ``<gpu>_e2e.csv`` table."""
     return _read_rows(Path(path), E2E_HEADER, E2ERow)
+
+
+def read_block_stack_csv(path: str | Path) -> list[BlockStackRow]:
+    """Read a ``<gpu>_block_stack.csv`` table."""
+    return _read_rows(Path(path), STACK_HEADER, BlockStackRow)
 
 
 def read_p2p_csv(path: str | Path) -> dict[int, float]:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import argparse
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from serveplan.paths import REPO_ROOT, data_path
@@ -24,10 +24,12 @@ from serveplan.profiles.profile_table import (
     ALPASERVE_SHAPES,
     BLOCK_SHAPES,
     BlockRow,
+    BlockStackRow,
     E2ERow,
     LayerMeasurement,
     ProfileRow,
     TransformerShape,
+    read_block_stack_csv,
     read_blocks_csv,
     read_e2e_csv,
     read_layers_csv,
@@ -108,6 +110,7 @@ class Tables:
     blocks: list[BlockRow]
     e2e: list[E2ERow]
     p2p: dict[int, float]
+    stacks: list[BlockStackRow] = field(default_factory=list)
 
 
 def load_tables(slug: str, folder: Path | None = None) -> Tables:
@@ -125,6 +128,7 @@ def load_tables(slug: str, folder: Path | None = None) -> Tables:
         opt("_blocks", read_blocks_csv, []),
         opt("_e2e", read_e2e_csv, []),
         opt("_p2p", read_p2p_csv, {}),
+        opt("_block_stack", read_block_stack_csv, []),
     )
 
 
@@ -217,6 +221,23 @@ def markdown(h100: Tables, h200: Tables | None) -> str:
             f"| {name} | {pre.weight_bytes / 1e9:.2f} | {pre.latency_s * 1e3:.2f} | {f_ms:.2f} | "
             f"{dec.latency_s * 1e3:.3f} | {m_ms:.3f} |"
         )
+    for t in (h100, h200):
+        if t is None or not t.stacks:
+            continue
+        gpu = t.slug.split("-")[0].upper()
+        out.append(f"\n### Whole models as block stacks ({gpu}): measured against n x the single block\n")
+        out.append(
+            "All of a model's decoder blocks run back to back on one GPU, each with its own weights and KV cache "
+            "(no embedding or output head), next to the chain model's composition rule: n_blocks x one block.\n"
+        )
+        out.append("| model | blocks | phase | seq | bs | stack ms | n x block ms | stack / sum |")
+        out.append("|---|---|---|---|---|---|---|---|")
+        for r in sorted(t.stacks, key=lambda r: (r.model, r.phase != "prefill", r.seq_len, r.batch_size)):
+            if r.batch_size in (1, 16) and r.seq_len in (512, 2048):
+                out.append(
+                    f"| {r.model} | {r.n_blocks} | {r.phase} | {r.seq_len} | {r.batch_size} | "
+                    f"{r.latency_s * 1e3:.2f} | {r.sum_of_blocks_s * 1e3:.2f} | {r.latency_s / r.sum_of_blocks_s:.3f} |"
+                )
     return "\n".join(out) + "\n"
 
 

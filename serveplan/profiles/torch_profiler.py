@@ -46,6 +46,7 @@ from typing import Any
 from serveplan.errors import InputError
 from serveplan.profiles.profile_table import (
     BlockRow,
+    BlockStackRow,
     E2ERow,
     LayerMeasurement,
     TransformerShape,
@@ -628,6 +629,72 @@ def measure_blocks(
     return rows
 
 
+def measure_block_stack(
+    shape: TransformerShape,
+    n_blocks: int,
+    batch_sizes: Sequence[int],
+    seq_lens: Sequence[int],
+    device: str,
+    settings: TimingSettings,
+) -> dict[tuple[str, int, int], float]:
+    """Latency of ``n_blocks`` decoder blocks run back to back, each with its own weights and KV cache.
+
+    The same prefill and decode steps as :func:`measure_blocks`, through the whole stack: what a server
+    hosting ``n_blocks`` blocks (the whole model when ``n_blocks == shape.layers``) spends per step.
+    Returns seconds by ``(phase, batch_size, seq_len)``.
+    """
+    torch = _torch()
+    if not 1 <= n_blocks <= shape.layers:
+        raise InputError(f"n_blocks must be in [1, {shape.layers}]", field="n_blocks", value=n_blocks)
+    dtype = _dtype(device)
+    torch.manual_seed(1234)
+    blocks = [build_layer(shape, "dense", None, device, dtype) for _ in range(n_blocks)]
+
+    def run(x: Any, caches: list[tuple[Any, Any]]) -> Any:
+        for block, kv in zip(blocks, caches, strict=True):
+            x = block(x, kv)
+        return x
+
+    out = {}
+    for seq in seq_lens:
+        for bs in batch_sizes:
+            caches = [
+                tuple(
+                    torch.randn(bs, shape.kv_heads, seq, shape.head_dim, device=device, dtype=dtype) for _ in range(2)
+                )
+                for _ in blocks
+            ]
+            for phase, tokens in (("prefill", seq), ("decode", 1)):
+                x = torch.randn(bs, tokens, shape.hidden, device=device, dtype=dtype)
+                what = f"{shape.name} {n_blocks} blocks {phase} bs={bs} seq={seq}"
+                with torch.inference_mode():
+                    samples = time_fn(lambda x=x, c=caches: run(x, c), device, settings, describe=what)
+                out[(phase, bs, seq)] = median_s(samples)
+                del x
+            del caches
+            if device.startswith("cuda"):
+                torch.cuda.empty_cache()
+    blocks.clear()
+    if device.startswith("cuda"):
+        torch.cuda.empty_cache()
+    return out
+
+
+def stack_rows(
+    shape: TransformerShape, n_blocks: int, latencies: dict[tuple[str, int, int], float], blocks: Sequence[BlockRow]
+) -> list[BlockStackRow]:
+    """Rows of ``<gpu>_block_stack.csv``.
+
+    Each stack latency stands next to ``n_blocks`` x the single block's latency (NaN if that block was not
+    measured in the same run).
+    """
+    single = {(b.phase, b.batch_size, b.seq_len): b.latency_s for b in blocks if b.model == shape.name}
+    return [
+        BlockStackRow(shape.name, phase, n_blocks, bs, seq, t, n_blocks * single.get((phase, bs, seq), math.nan))
+        for (phase, bs, seq), t in sorted(latencies.items())
+    ]
+
+
 def measure_p2p(
     nbytes_list: Sequence[int], device: str, settings: TimingSettings, peer: int, rank: int
 ) -> dict[int, float]:
@@ -788,6 +855,7 @@ class ProfileRequest:
     block_seq_lens: list[int]
     tp_degrees: list[int]
     e2e_models: list[str]
+    block_stacks: list[str] = field(default_factory=list)  # chain models timed as whole block stacks
     device: str = "cuda"
     timing: TimingSettings = field(default_factory=TimingSettings)
     time_budget_s: float = 540.0
@@ -801,6 +869,7 @@ class ProfileResult:
     layers: list[LayerMeasurement] = field(default_factory=list)
     blocks: list[BlockRow] = field(default_factory=list)
     e2e: list[E2ERow] = field(default_factory=list)
+    stacks: list[BlockStackRow] = field(default_factory=list)
     p2p: dict[int, float] = field(default_factory=dict)
     skipped: list[str] = field(default_factory=list)
     eager: list[str] = field(default_factory=list)  # timed eagerly: CUDA-graph capture failed or disagreed
@@ -846,8 +915,21 @@ def run_single(req: ProfileRequest) -> ProfileResult:
         for bs, t in lat.items():
             res.e2e.append(E2ERow(name, 1, 1, bs, shape.seq_len, t, sum_of_stages(shape, res.layers, 1, 1, bs, 0.0)))
         _progress(f"e2e {name} done, {clock.left():.0f}s left")
+    _measure_stacks(req, res, clock, req.device)
     res.eager = list(EAGER_FALLBACKS)
     return res
+
+
+def _measure_stacks(req: ProfileRequest, res: ProfileResult, clock: _Clock, device: str) -> None:
+    """Whole block stacks of ``req.block_stacks`` on ``device`` (all of each model's blocks)."""
+    for name in req.block_stacks:
+        if clock.left() <= 0:
+            res.skipped.append(f"block stack {name} (time budget)")
+            continue
+        shape = get_shape(name)
+        lat = measure_block_stack(shape, shape.layers, req.batch_sizes, req.block_seq_lens, device, req.timing)
+        res.stacks.extend(stack_rows(shape, shape.layers, lat, res.blocks))
+        _progress(f"block stack {name} done, {clock.left():.0f}s left")
 
 
 def _progress(msg: str) -> None:
@@ -972,6 +1054,16 @@ def _worker(rank: int, world_size: int, req: ProfileRequest, port: int, path: st
         if rank == 0:
             res.blocks.extend(measure_blocks(get_shape(name), req.batch_sizes, req.block_seq_lens, device, req.timing))
             _progress(f"blocks {name} done, {clock.left():.0f}s left")
+        dist.barrier()
+
+    for name in req.block_stacks:
+        if not budget_ok(f"block stack {name}"):
+            continue
+        if rank == 0:
+            shape = get_shape(name)
+            lat = measure_block_stack(shape, shape.layers, req.batch_sizes, req.block_seq_lens, device, req.timing)
+            res.stacks.extend(stack_rows(shape, shape.layers, lat, res.blocks))
+            _progress(f"block stack {name} done, {clock.left():.0f}s left")
         dist.barrier()
 
     everyone: list[Any] = [None] * world_size
