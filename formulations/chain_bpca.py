@@ -196,8 +196,11 @@ def link_keys(segments: list[Segment], cumulative: bool = True) -> list[tuple[in
     return sorted({(s.server, s.last, s.first) for s in segments})
 
 
-def decode(instance: ChainInstance, model: pyo.ConcreteModel) -> ChainSolution:
-    """Read the placement (from y) and the chains with c_p >= 1 (from c) back from a solved model."""
+def decode_placement(instance: ChainInstance, model: pyo.ConcreteModel) -> Placement:
+    """The block placement chosen by a solved model's y[j, a, m] (servers with no option set host nothing).
+
+    Shared by every model whose placement variables are y over ``model.bpca_options``.
+    """
     J = instance.num_servers
     first = [0] * J
     count = [0] * J
@@ -205,6 +208,11 @@ def decode(instance: ChainInstance, model: pyo.ConcreteModel) -> ChainSolution:
         v = model.y[(j, a, m)].value
         if v is not None and v > 0.5:
             first[j], count[j] = a, m
+    return Placement(tuple(first), tuple(count))
+
+
+def decode(instance: ChainInstance, model: pyo.ConcreteModel) -> ChainSolution:
+    """Read the placement (from y) and the chains with c_p >= 1 (from c) back from a solved model."""
     chains, caps = [], []
     for p, path in enumerate(model.bpca_paths):
         v = model.c[p].value
@@ -212,7 +220,7 @@ def decode(instance: ChainInstance, model: pyo.ConcreteModel) -> ChainSolution:
         if c >= 1:
             chains.append(Chain(path.servers, path.blocks))
             caps.append(int(c))
-    return ChainSolution(Placement(tuple(first), tuple(count)), tuple(chains), tuple(caps))
+    return ChainSolution(decode_placement(instance, model), tuple(chains), tuple(caps))
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -33,10 +33,10 @@ from typing import Any
 
 import pyomo.environ as pyo
 
-from formulations.chain_bpca import link_keys
+from formulations.chain_bpca import decode_placement, link_keys
 from formulations.chain_paths import Segment, option_slots, segment_time_s, useful_segments
 from serveplan.chain.instance import ChainInstance
-from serveplan.chain.placement import Chain, ChainSolution, Placement
+from serveplan.chain.placement import Chain, ChainSolution
 from serveplan.errors import InputError
 from serveplan.solvers import SolveResult, Status, solve
 
@@ -305,19 +305,12 @@ def decompose_flow(arcs: list[Arc], flows: list[int], num_blocks: int) -> list[t
 
 def decode(instance: ChainInstance, model: pyo.ConcreteModel) -> ChainSolution:
     """The placement (from y) and the chains of the flow decomposition, with their flows as capacities."""
-    J = instance.num_servers
-    first = [0] * J
-    count = [0] * J
-    for j, a, mm in model.bpca_options:
-        v = model.y[(j, a, mm)].value
-        if v is not None and v > 0.5:
-            first[j], count[j] = a, mm
     flows = [round(model.x[i].value or 0.0) for i in range(len(model.bpca_arcs))]
     chains, caps = [], []
     for segs, _, c in decompose_flow(model.bpca_arcs, flows, instance.num_blocks):
         chains.append(Chain(tuple(s.server for s in segs), tuple(s.num_blocks for s in segs)))
         caps.append(int(c))
-    return ChainSolution(Placement(tuple(first), tuple(count)), tuple(chains), tuple(caps))
+    return ChainSolution(decode_placement(instance, model), tuple(chains), tuple(caps))
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -142,6 +142,21 @@ def _from_solve(name: str, res: SolveResult, solution: ChainSolution | None, sta
     )
 
 
+def _from_outcome(name: str, out: Any, start: float, info: dict) -> MethodResult:
+    """A method result from a BPCA outcome (path or time-expanded model: status, solution, bound, gap, solve)."""
+    return MethodResult(
+        method=name,
+        status=str(out.status),
+        solution=out.solution,
+        objective=out.objective,
+        bound=out.bound,
+        gap=out.gap,
+        wall_s=time.perf_counter() - start,
+        solve=out.solve.to_dict() if out.solve is not None else None,
+        info=info,
+    )
+
+
 @register("chain", "milp:bpca", kind="exact", summary="BPCA exact path MILP (mode enumerate | colgen)")
 def milp_bpca(instance: ChainInstance, budget: Budget, param: str | None) -> MethodResult:
     """Joint block placement and cache allocation, exactly (see module docstring for options)."""
@@ -163,18 +178,7 @@ def milp_bpca(instance: ChainInstance, budget: Budget, param: str | None) -> Met
     )
     info = dict(out.info)
     info["restricted_milp"] = str(info["restricted_milp"]) if "restricted_milp" in info else None
-    result = MethodResult(
-        method="milp:bpca",
-        status=str(out.status),
-        solution=out.solution,
-        objective=out.objective,
-        bound=out.bound,
-        gap=out.gap,
-        wall_s=time.perf_counter() - start,
-        solve=out.solve.to_dict() if out.solve is not None else None,
-        info=info,
-    )
-    return _verified(result, instance)
+    return _verified(_from_outcome("milp:bpca", out, start, info), instance)
 
 
 @register(
@@ -210,18 +214,7 @@ def milp_bpca_time(instance: ChainInstance, budget: Budget, param: str | None) -
         rel_gap=budget.rel_gap,
         seed=budget.seed,
     )
-    result = MethodResult(
-        method="milp:bpca-time",
-        status=str(out.status),
-        solution=out.solution,
-        objective=out.objective,
-        bound=out.bound,
-        gap=out.gap,
-        wall_s=time.perf_counter() - start,
-        solve=out.solve.to_dict() if out.solve is not None else None,
-        info=dict(out.info),
-    )
-    return _verified(result, instance)
+    return _verified(_from_outcome("milp:bpca-time", out, start, dict(out.info)), instance)
 
 
 @register("chain", "milp:cache", kind="exact", summary="cache-allocation ILP (MKP form) for given chains")
