@@ -120,6 +120,8 @@ def test_bench_topics_dispatch_to_problem_packages(monkeypatch, capsys):
 
     found = dict(bench.find_benchmarks("sim"))
     assert {"chain", "alpaserve"} <= set(found)
+    milp = dict(bench.find_benchmarks("milp"))  # the time-expanded comparison of the chain package
+    assert milp["chain"].__module__ == "serveplan.chain.bench_milp" and "milp" in bench.TOPICS
 
     def fake(quick: bool = False) -> list[dict]:
         return [{"variant": "baseline", "seconds": 2.0, "ratio": 1.0}, {"variant": "fast", "seconds": 1.0,

@@ -295,6 +295,17 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def run_benchmark(quick: bool = False) -> list[dict[str, Any]]:
+    """``serveplan bench milp --problem chain``: the time-expanded comparison (model A vs model B) with HiGHS.
+
+    ``quick``: J in {4, 8} and grids of 25 and 100 steps, 20 s per solve; otherwise J in {4, 8, 12, 16} and
+    grids of 25, 100 and 400 steps, 30 s per solve (the settings of docs/benchmarks.md). The backend comparison
+    of model A over every backend stays on ``python -m serveplan.chain.bench_milp``.
+    """
+    sizes, steps, limit = ((4, 8), (25, 100), 20.0) if quick else ((4, 8, 12, 16), (25, 100, 400), 30.0)
+    return bench_time_expanded(sizes, steps, 0.05, "highs", limit, 1, 0)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-TOPICS = ("sim", "placement", "heuristics")
+TOPICS = ("sim", "placement", "heuristics", "milp")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
