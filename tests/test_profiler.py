@@ -438,8 +438,8 @@ def test_block_stack_rows_and_checks(tp):
 
 def test_block_stack_csv_round_trip(tmp_path):
     rows = [
-        BlockStackRow("llama-2-7b", "prefill", 32, 4, 1024, 0.1, 0.098),
-        BlockStackRow("llama-2-7b", "decode", 32, 1, 512, 0.005, 0.0049),
+        BlockStackRow("llama-2-7b", "prefill", 32, 1, 4, 1024, 0.1, 0.098, 0.0),
+        BlockStackRow("llama-2-70b", "decode", 80, 4, 1, 512, 0.05, 0.049, 0.0003),
     ]
     path = write_block_stack_csv(tmp_path / "x_block_stack.csv", rows)
     assert sorted(read_block_stack_csv(path), key=lambda r: r.phase) == sorted(rows, key=lambda r: r.phase)
@@ -451,9 +451,14 @@ def test_distributed_run_with_gloo(tp):
         models=["tiny-bert"], blocks=[], batch_sizes=[1], block_seq_lens=[8], tp_degrees=[1, 2],
         e2e_models=["tiny-bert"], device="cpu", timing=tp.TimingSettings(1, 2, warmup_s=0.02),
     )  # fmt: skip
+    req.blocks, req.chain_pipelines = ["tiny-llama"], ["tiny-llama"]
     res = tp.run_distributed(req, 2)
     assert {(m.op, m.kind) for m in res.layers} == {(o, k) for o in (1, 2) for k in ("embed", "dense", "head")}
-    assert list(res.p2p) == [activation_bytes(1, 16, 64)] and res.p2p[activation_bytes(1, 16, 64)] > 0
+    # The chain pipeline: tiny-llama's 2 blocks on 2 ranks, prefill and decode, next to 2 x block + 1 hop.
+    chain = {(r.phase, r.gpus, r.n_blocks) for r in res.stacks}
+    assert chain == {("prefill", 2, 2), ("decode", 2, 2)}
+    assert all(r.latency_s > 0 and r.sum_of_blocks_s > 0 and r.transfer_s > 0 for r in res.stacks)
+    assert activation_bytes(1, 16, 64) in res.p2p and res.p2p[activation_bytes(1, 16, 64)] > 0
     assert {(r.pp, r.op) for r in res.e2e} == {(1, 1), (2, 1), (1, 2)}
     assert not res.skipped
 

@@ -41,6 +41,7 @@ CPU_MODELS = ("tiny-bert", "tiny-moe")
 CPU_BLOCKS = ("tiny-llama",)
 # Whole chain models that fit on one GPU, timed as block stacks (LLaMA-2-70B and BLOOM-176B do not fit).
 STACKS = ("llama-2-7b",)
+CHAIN_PIPELINES = ("llama-2-7b", "llama-2-70b")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -58,6 +59,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--block-stacks",
         default=None,
         help="chain models whose whole block stack is timed on one GPU (default llama-2-7b; tiny-llama on cpu)",
+    )
+    p.add_argument(
+        "--chain-pipelines",
+        default=None,
+        help="chain models split over all GPUs of a --tp run, PETALS-style (default llama-2-7b,llama-2-70b when "
+        "max(--tp) > 1; tiny-llama on cpu)",
     )
     p.add_argument("--e2e", default=None, help="models timed end to end (default: those of --models up to 6.7B)")
     p.add_argument("--batch-sizes", default="1,2,4,8,16", help="batch sizes (comma list)")
@@ -108,6 +115,8 @@ def run(args: argparse.Namespace) -> int:
     blocks = _names(args.blocks if args.blocks is not None else ",".join(default_blocks))
     default_e2e = CPU_MODELS if cpu else DEFAULT_E2E
     stacks = _names(args.block_stacks if args.block_stacks is not None else ",".join(CPU_BLOCKS if cpu else STACKS))
+    default_chains = (CPU_BLOCKS if cpu else CHAIN_PIPELINES) if max(_ints(args.tp, "--tp")) > 1 else ()
+    chains = _names(args.chain_pipelines if args.chain_pipelines is not None else ",".join(default_chains))
     e2e = _names(args.e2e) if args.e2e is not None else [m for m in default_e2e if m in models]
     warmup, repeats, warmup_s = (1, 5, 0.0) if args.quick or args.device == "cpu" else (3, 10, 0.25)
     timing = tpf.TimingSettings(
@@ -125,6 +134,7 @@ def run(args: argparse.Namespace) -> int:
         tp_degrees=tp_degrees,
         e2e_models=e2e,
         block_stacks=stacks,
+        chain_pipelines=chains,
         device=args.device,
         timing=timing,
         time_budget_s=args.time_budget_s,
@@ -251,7 +261,8 @@ def _merge(out: Path, slug: str, layers: list, blocks: list, e2e: list, p2p: dic
         p2p = {**read_p2p_csv(f), **p2p}
     f = out / f"{slug}_block_stack.csv"
     if f.exists():
-        stacks = union(read_block_stack_csv(f), stacks, ("model", "phase", "n_blocks", "batch_size", "seq_len"))
+        key = ("model", "gpus", "phase", "n_blocks", "batch_size", "seq_len")
+        stacks = union(read_block_stack_csv(f), stacks, key)
     return layers, blocks, e2e, p2p, stacks
 
 

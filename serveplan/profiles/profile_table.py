@@ -17,9 +17,11 @@ Table formats (one file per GPU type, ``<gpu>`` a slug such as ``h100-80gb``):
   attending to a KV cache of ``seq_len`` tokens).
 * ``<gpu>_layers.csv`` -- the raw per-layer measurements the stage rows are built from.
 * ``<gpu>_e2e.csv`` -- whole-model forward latencies measured end to end, next to the sum of stages.
-* ``<gpu>_block_stack.csv`` -- ``model,phase,n_blocks,batch_size,seq_len,latency_s,sum_of_blocks_s``: a
-  chain model's first ``n_blocks`` decoder blocks (all of them for a whole model) run back to back on one
-  GPU, next to ``n_blocks`` times the single block's latency (the chain model's composition rule).
+* ``<gpu>_block_stack.csv`` --
+  ``model,phase,n_blocks,gpus,batch_size,seq_len,latency_s,sum_of_blocks_s,transfer_s``: a chain model's
+  ``n_blocks`` decoder blocks (all of them for a whole model) run back to back on one GPU, or split into
+  a chain over ``gpus`` GPUs, next to ``n_blocks`` times the single block's latency and the measured
+  transfers between the GPUs (the chain model's composition rule).
 * ``<gpu>_p2p.csv`` -- measured GPU-to-GPU transfer latency by message size.
 * ``<gpu>.meta.json`` -- GPU model, driver, torch and CUDA versions, date, command and notes.
 """
@@ -41,7 +43,9 @@ BLOCK_HEADER = ("model", "phase", "batch_size", "seq_len", "latency_s", "weight_
 LAYER_HEADER = ("model", "op", "kind", "batch_size", "seq_len", "latency_s", "weight_bytes", "act_bytes")
 E2E_HEADER = ("model", "pp", "op", "batch_size", "seq_len", "latency_s", "sum_of_stages_s")
 P2P_HEADER = ("nbytes", "latency_s")
-STACK_HEADER = ("model", "phase", "n_blocks", "batch_size", "seq_len", "latency_s", "sum_of_blocks_s")
+STACK_HEADER = (
+    "model", "phase", "n_blocks", "gpus", "batch_size", "seq_len", "latency_s", "sum_of_blocks_s", "transfer_s"
+)  # fmt: skip
 
 LAYER_KINDS = ("embed", "dense", "moe", "head")
 PHASES = ("prefill", "decode")
@@ -228,15 +232,21 @@ class BlockRow:
 
 @dataclass(frozen=True)
 class BlockStackRow:
-    """``n_blocks`` decoder blocks run back to back, next to ``n_blocks`` x the single block's latency."""
+    """``n_blocks`` decoder blocks run back to back on ``gpus`` GPUs in a chain, next to the model's prediction.
+
+    The chain model predicts ``sum_of_blocks_s + transfer_s``: ``n_blocks`` x the single block's latency
+    plus the measured one-way transfers of the hidden states between consecutive GPUs (0 on one GPU).
+    """
 
     model: str
     phase: str
     n_blocks: int
+    gpus: int
     batch_size: int
     seq_len: int
     latency_s: float
     sum_of_blocks_s: float
+    transfer_s: float
 
 
 @dataclass(frozen=True)
@@ -401,7 +411,7 @@ def write_e2e_csv(path: str | Path, rows: Iterable[E2ERow]) -> Path:
 
 def write_block_stack_csv(path: str | Path, rows: Iterable[BlockStackRow]) -> Path:
     """Write block-stack measurements (``<gpu>_block_stack.csv``)."""
-    key = lambda r: (r.model, r.phase, r.n_blocks, r.seq_len, r.batch_size)  # noqa: E731
+    key = lambda r: (r.model, r.gpus, r.phase, r.n_blocks, r.seq_len, r.batch_size)  # noqa: E731
     return _write_rows(Path(path), STACK_HEADER, sorted(rows, key=key))
 
 

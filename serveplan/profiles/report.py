@@ -202,7 +202,7 @@ def markdown(h100: Tables, h200: Tables | None) -> str:
             out.append("|---|---|---|")
             for n, t in sorted(h200.p2p.items()):
                 if n in (min(h200.p2p), max(h200.p2p)) or n in (4194304, 16777216, 67108864):
-                    out.append(f"| {n / 2**20:.1f} | {t * 1e6:.0f} | {n / t / 1e9:.0f} |")
+                    out.append(f"| {n / 2**20:.3g} | {t * 1e6:.0f} | {n / t / 1e9:.3g} |")
     out.append("\n### Decoder blocks (H100): measured against the chain model's per-block compute model\n")
     out.append(
         "Chain model (server_chain digest section 1): prefill ``F / f`` per token with F the block's "
@@ -225,18 +225,20 @@ def markdown(h100: Tables, h200: Tables | None) -> str:
         if t is None or not t.stacks:
             continue
         gpu = t.slug.split("-")[0].upper()
-        out.append(f"\n### Whole models as block stacks ({gpu}): measured against n x the single block\n")
+        out.append(f"\n### Whole models as block stacks and chains ({gpu}): measured against the chain model\n")
         out.append(
-            "All of a model's decoder blocks run back to back on one GPU, each with its own weights and KV cache "
-            "(no embedding or output head), next to the chain model's composition rule: n_blocks x one block.\n"
+            "All of a model's decoder blocks (each with its own weights and KV cache; no embedding or output head) "
+            "on one GPU, or split evenly over a chain of GPUs with NCCL transfers of the hidden states, next to the "
+            "chain model's composition rule: n_blocks x one block + the measured one-way transfers.\n"
         )
-        out.append("| model | blocks | phase | seq | bs | stack ms | n x block ms | stack / sum |")
-        out.append("|---|---|---|---|---|---|---|---|")
-        for r in sorted(t.stacks, key=lambda r: (r.model, r.phase != "prefill", r.seq_len, r.batch_size)):
-            if r.batch_size in (1, 16) and r.seq_len in (512, 2048):
+        out.append("| model | GPUs | phase | seq | bs | measured ms | n x block ms | transfers ms | measured / model |")
+        out.append("|---|---|---|---|---|---|---|---|---|")
+        for r in sorted(t.stacks, key=lambda r: (r.model, r.gpus, r.phase != "prefill", r.seq_len, r.batch_size)):
+            if r.batch_size in (1, 4, 16) and r.seq_len in (512, 2048):
+                pred = r.sum_of_blocks_s + r.transfer_s
                 out.append(
-                    f"| {r.model} | {r.n_blocks} | {r.phase} | {r.seq_len} | {r.batch_size} | "
-                    f"{r.latency_s * 1e3:.2f} | {r.sum_of_blocks_s * 1e3:.2f} | {r.latency_s / r.sum_of_blocks_s:.3f} |"
+                    f"| {r.model} | {r.gpus} | {r.phase} | {r.seq_len} | {r.batch_size} | {r.latency_s * 1e3:.2f} | "
+                    f"{r.sum_of_blocks_s * 1e3:.2f} | {r.transfer_s * 1e3:.3f} | {r.latency_s / pred:.3f} |"
                 )
     return "\n".join(out) + "\n"
 

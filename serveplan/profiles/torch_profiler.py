@@ -52,6 +52,7 @@ from serveplan.profiles.profile_table import (
     TransformerShape,
     activation_bytes,
     aggregate_stages,
+    even_split,
     get_shape,
     kv_cache_bytes,
     stage_layer_kinds,
@@ -681,16 +682,32 @@ def measure_block_stack(
 
 
 def stack_rows(
-    shape: TransformerShape, n_blocks: int, latencies: dict[tuple[str, int, int], float], blocks: Sequence[BlockRow]
+    shape: TransformerShape,
+    n_blocks: int,
+    latencies: dict[tuple[str, int, int], float],
+    blocks: Sequence[BlockRow],
+    gpus: int = 1,
+    transfer: dict[tuple[str, int, int], float] | None = None,
 ) -> list[BlockStackRow]:
     """Rows of ``<gpu>_block_stack.csv``.
 
     Each stack latency stands next to ``n_blocks`` x the single block's latency (NaN if that block was not
-    measured in the same run).
+    measured in the same run) and, for a chain over ``gpus`` GPUs, the summed one-way transfers by key.
     """
     single = {(b.phase, b.batch_size, b.seq_len): b.latency_s for b in blocks if b.model == shape.name}
+    transfer = transfer or {}
     return [
-        BlockStackRow(shape.name, phase, n_blocks, bs, seq, t, n_blocks * single.get((phase, bs, seq), math.nan))
+        BlockStackRow(
+            shape.name,
+            phase,
+            n_blocks,
+            gpus,
+            bs,
+            seq,
+            t,
+            n_blocks * single.get((phase, bs, seq), math.nan),
+            transfer.get((phase, bs, seq), 0.0),
+        )
         for (phase, bs, seq), t in sorted(latencies.items())
     ]
 
@@ -735,6 +752,64 @@ def _sync_all(device: str, group: Any = None) -> None:
             torch.cuda.synchronize()
 
 
+def _time_pipeline_pass(
+    compute: Callable[[], Any],
+    inbuf: Any,
+    rank: int,
+    pp: int,
+    device: str,
+    settings: TimingSettings,
+    group: Any,
+    what: str,
+) -> float:
+    """Median host time of one pass through a ``pp``-stage pipeline, stage ``rank`` on this GPU.
+
+    ``compute`` is this stage's work on its input (``inbuf`` on every stage after the first, which
+    receives it from the previous rank over NCCL); its output goes to the next rank. The stage's work
+    replays as a CUDA graph, as single layers are timed; the transfers stay eager. Each pass runs from a
+    group-wide synchronisation to the next, after the same warm-up as the layers (all ranks agree on
+    the count). Every rank of the pipeline group calls this.
+    """
+    torch = _torch()
+    dist = torch.distributed
+    captured = None
+    if device.startswith("cuda") and settings.cuda_graph:
+        with torch.inference_mode():
+            captured = _capture(compute)
+        if captured is None:
+            EAGER_FALLBACKS.append(what)
+
+    def forward() -> None:
+        if rank > 0:
+            dist.recv(inbuf, rank - 1)
+        if captured is not None:
+            captured[0].replay()
+            x = captured[1]
+        else:
+            x = compute()
+        if rank < pp - 1:
+            dist.send(x.contiguous(), rank + 1)
+
+    samples = []
+    with torch.inference_mode():
+        n_warm = settings.warmup
+        if settings.warmup_s > 0:  # reach sustained clocks, as the layers were timed
+            _sync_all(device, group)
+            t0 = time.perf_counter()
+            forward()
+            _sync_all(device, group)
+            n = math.ceil(settings.warmup_s / max(time.perf_counter() - t0, 1e-6))
+            n_warm += round(_group_max(float(n), TensorParallel(pp, rank, group), device))
+        for i in range(n_warm + settings.repeats):
+            _sync_all(device, group)
+            t0 = time.perf_counter()
+            forward()
+            _sync_all(device, group)
+            if i >= n_warm:
+                samples.append(time.perf_counter() - t0)
+    return median_s(samples)
+
+
 def measure_e2e_pipeline(
     shape: TransformerShape,
     pp: int,
@@ -751,7 +826,6 @@ def measure_e2e_pipeline(
     synchronisation closes each pass, so its cost is included; it is a few tens of microseconds).
     """
     torch = _torch()
-    dist = torch.distributed
     dtype = _dtype(device)
     kinds = stage_layer_kinds(shape, pp)[rank]
     torch.manual_seed(1234)
@@ -764,45 +838,65 @@ def measure_e2e_pipeline(
         def compute(inp: Any = ids if rank == 0 else inbuf, stage: Any = stage) -> Any:
             return stage(inp)
 
-        # The stage's own work replays as a CUDA graph, as single layers are timed; the transfers stay eager.
-        captured = None
-        if device.startswith("cuda") and settings.cuda_graph:
-            with torch.inference_mode():
-                captured = _capture(compute)
-            if captured is None:
-                EAGER_FALLBACKS.append(f"{shape.name} pipeline stage {rank} of {pp} bs={bs}")
-
-        def forward(inbuf: Any = inbuf, compute: Any = compute, captured: Any = captured) -> None:
-            if rank > 0:
-                dist.recv(inbuf, rank - 1)
-            if captured is not None:
-                captured[0].replay()
-                x = captured[1]
-            else:
-                x = compute()
-            if rank < pp - 1:
-                dist.send(x.contiguous(), rank + 1)
-
-        samples = []
-        with torch.inference_mode():
-            n_warm = settings.warmup
-            if settings.warmup_s > 0:  # reach sustained clocks, as the layers were timed; all ranks agree
-                _sync_all(device, group)
-                t0 = time.perf_counter()
-                forward()
-                _sync_all(device, group)
-                n = math.ceil(settings.warmup_s / max(time.perf_counter() - t0, 1e-6))
-                n_warm += round(_group_max(float(n), TensorParallel(pp, rank, group), device))
-            for i in range(n_warm + settings.repeats):
-                _sync_all(device, group)
-                t0 = time.perf_counter()
-                forward()
-                _sync_all(device, group)
-                if i >= n_warm:
-                    samples.append(time.perf_counter() - t0)
-        out[bs] = median_s(samples)
-        del ids, inbuf, captured
+        what = f"{shape.name} pipeline stage {rank} of {pp} bs={bs}"
+        out[bs] = _time_pipeline_pass(compute, inbuf, rank, pp, device, settings, group, what)
+        del ids, inbuf
     del stage
+    if device.startswith("cuda"):
+        torch.cuda.empty_cache()
+    return out
+
+
+def measure_chain_pipeline(
+    shape: TransformerShape,
+    n_servers: int,
+    batch_sizes: Sequence[int],
+    seq_lens: Sequence[int],
+    device: str,
+    settings: TimingSettings,
+    rank: int,
+    group: Any = None,
+) -> dict[tuple[str, int, int], float]:
+    """A chain of ``n_servers`` GPUs serving a whole decoder model: prefill and decode steps end to end.
+
+    Server ``rank`` hosts its contiguous share of the blocks (:func:`even_split`), each block with its own
+    weights and KV cache; hidden states go to the next server over NCCL, as in a PETALS-style chain.
+    Every rank of the chain's group calls this; returns seconds by ``(phase, batch_size, seq_len)``.
+    """
+    torch = _torch()
+    dtype = _dtype(device)
+    mine = even_split(shape.layers, n_servers)[rank]
+    torch.manual_seed(1234 + rank)
+    blocks = [build_layer(shape, "dense", None, device, dtype) for _ in mine]
+
+    def run(x: Any, caches: list[tuple[Any, Any]]) -> Any:
+        for block, kv in zip(blocks, caches, strict=True):
+            x = block(x, kv)
+        return x
+
+    out = {}
+    for seq in seq_lens:
+        for bs in batch_sizes:
+            kv_shape = (bs, shape.kv_heads, seq, shape.head_dim)
+            caches = [
+                (torch.randn(kv_shape, device=device, dtype=dtype), torch.randn(kv_shape, device=device, dtype=dtype))
+                for _ in blocks
+            ]
+            for phase, tokens in (("prefill", seq), ("decode", 1)):
+                inbuf = torch.randn(bs, tokens, shape.hidden, device=device, dtype=dtype)
+
+                def compute(x: Any = inbuf, c: Any = caches) -> Any:
+                    return run(x, c)
+
+                what = f"{shape.name} chain server {rank} of {n_servers} {phase} bs={bs} seq={seq}"
+                out[(phase, bs, seq)] = _time_pipeline_pass(
+                    compute, inbuf, rank, n_servers, device, settings, group, what
+                )
+                del inbuf
+            del caches
+            if device.startswith("cuda"):
+                torch.cuda.empty_cache()
+    blocks.clear()
     if device.startswith("cuda"):
         torch.cuda.empty_cache()
     return out
@@ -856,6 +950,7 @@ class ProfileRequest:
     tp_degrees: list[int]
     e2e_models: list[str]
     block_stacks: list[str] = field(default_factory=list)  # chain models timed as whole block stacks
+    chain_pipelines: list[str] = field(default_factory=list)  # chain models split over all GPUs of a run
     device: str = "cuda"
     timing: TimingSettings = field(default_factory=TimingSettings)
     time_budget_s: float = 540.0
@@ -882,6 +977,17 @@ class _Clock:
 
     def left(self) -> float:
         return self.budget_s - (time.monotonic() - self.t0)
+
+
+def _chain_grid(req: ProfileRequest) -> tuple[list[int], list[int]]:
+    """Batch sizes and sequence lengths of the chain pipelines.
+
+    The smallest and middle batch sizes and the shortest and longest sequences: a whole 70B prefill takes
+    seconds.
+    """
+    bss = req.batch_sizes
+    seqs = req.block_seq_lens
+    return sorted({bss[0], bss[len(bss) // 2]}), sorted({min(seqs), max(seqs)}) if seqs else []
 
 
 def _e2e_batch_sizes(batch_sizes: Sequence[int]) -> list[int]:
@@ -1005,12 +1111,20 @@ def _worker(rank: int, world_size: int, req: ProfileRequest, port: int, path: st
             if rank == 0:
                 _progress(f"layers {name} op={op} done, {clock.left():.0f}s left")
 
+    chain_bs, chain_seqs = _chain_grid(req)
     if world_size >= 2 and budget_ok("p2p"):
         sizes = sorted(
             {
                 activation_bytes(bs, get_shape(n).seq_len, get_shape(n).hidden)
                 for n in req.models
                 for bs in req.batch_sizes
+            }
+            | {
+                activation_bytes(bs, tokens, get_shape(n).hidden)
+                for n in req.chain_pipelines
+                for bs in chain_bs
+                for seq in chain_seqs
+                for tokens in (seq, 1)
             }
         )
         if rank in (0, 1):
@@ -1054,6 +1168,25 @@ def _worker(rank: int, world_size: int, req: ProfileRequest, port: int, path: st
         if rank == 0:
             res.blocks.extend(measure_blocks(get_shape(name), req.batch_sizes, req.block_seq_lens, device, req.timing))
             _progress(f"blocks {name} done, {clock.left():.0f}s left")
+        dist.barrier()
+
+    for name in req.chain_pipelines:
+        shape = get_shape(name)
+        if world_size < 2 or shape.layers < world_size:
+            res.skipped.append(f"chain {name} (needs 2 to {shape.layers} GPUs, the run has {world_size})")
+            continue
+        if not budget_ok(f"chain {name} over {world_size} GPUs"):
+            continue
+        lat = measure_chain_pipeline(shape, world_size, chain_bs, chain_seqs, device, req.timing, rank)
+        if rank == 0:
+            # The transfer measured between GPUs 0 and 1 stands for every hop (all pairs share one link type).
+            hops = {
+                (ph, bs, seq): (world_size - 1)
+                * res.p2p.get(activation_bytes(bs, seq if ph == "prefill" else 1, shape.hidden), math.nan)
+                for ph, bs, seq in lat
+            }
+            res.stacks.extend(stack_rows(shape, shape.layers, lat, res.blocks, world_size, hops))
+            _progress(f"chain {name} over {world_size} GPUs done, {clock.left():.0f}s left")
         dist.barrier()
 
     for name in req.block_stacks:
