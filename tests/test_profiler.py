@@ -501,11 +501,15 @@ def test_gpu_tensor_parallel_run_times_captured_nccl_graphs(tp):
     if not torch.cuda.is_available() or torch.cuda.device_count() < 2:
         pytest.skip("needs two CUDA devices")
     req = tp.ProfileRequest(
-        models=["tiny-bert", "tiny-moe"], blocks=[], batch_sizes=[1, 4], block_seq_lens=[8], tp_degrees=[1, 2],
-        e2e_models=["tiny-bert"], device="cuda", timing=tp.TimingSettings(2, 5, warmup_s=0.05, cuda_graph=True),
+        models=["tiny-bert", "tiny-moe"], blocks=["tiny-llama"], batch_sizes=[1, 4], block_seq_lens=[8],
+        tp_degrees=[1, 2], e2e_models=["tiny-bert"], chain_pipelines=["tiny-llama"], device="cuda",
+        timing=tp.TimingSettings(2, 5, warmup_s=0.05, cuda_graph=True),
     )  # fmt: skip
     res = tp.run_distributed(req, 2)
     assert res.eager == []
+    assert {(r.phase, r.gpus, r.batch_size) for r in res.stacks} == {(ph, 2, b) for ph in ("prefill", "decode")
+                                                                      for b in (1, 4)}  # fmt: skip
+    assert all(0 < r.transfer_s < r.latency_s for r in res.stacks)
     assert {(m.model, m.op) for m in res.layers} == {(n, o) for n in ("tiny-bert", "tiny-moe") for o in (1, 2)}
     assert {(r.pp, r.op) for r in res.e2e} == {(1, 1), (2, 1), (1, 2)}
     assert all(r.latency_s > 0 for r in res.e2e) and res.p2p
