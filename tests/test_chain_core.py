@@ -403,3 +403,38 @@ def test_verify_agrees_with_the_slot_arithmetic_on_random_allocations(seed):
     assert rep.checks["coverage"] == (covered >= set(range(1, L + 1)))
     rate = sum(c / service_time_s(inst, ch) for ch, c in zip(chains, caps, strict=True))
     assert rep.total_rate == pytest.approx(rate)
+
+
+def test_measured_profile_reading_uses_the_shipped_block_tables():
+    """profile_reading='measured': per-block rates read from data/profiles/<gpu>_blocks.csv, batch 1."""
+    import csv
+
+    from serveplan.chain.builders import block_rates_ms
+    from serveplan.chain.traces import TokenServiceModel
+    from serveplan.paths import data_path
+
+    spec, gpu = load_model_spec("llama2_7b"), load_gpu_type("h100_80gb")
+    with (data_path("profiles") / "h100-80gb_blocks.csv").open() as fh:
+        rows = {(r["phase"], int(r["seq_len"])): float(r["latency_s"]) for r in csv.DictReader(fh)
+                if r["model"] == "llama-2-7b" and r["batch_size"] == "1"}  # fmt: skip
+    overhead, prefill, decode = block_rates_ms(spec, gpu, "measured")
+    assert overhead == spec.per_block_overhead_ms
+    assert prefill == pytest.approx(rows[("prefill", 2048)] * 1e3 / 2048)
+    assert decode == pytest.approx(rows[("decode", 2048)] * 1e3)  # cache closest to the mean input (2048)
+    tau = per_block_compute_time_s(spec, gpu, profile_reading="measured")
+    l_in, l_out = spec.mean_input_tokens, spec.mean_output_tokens
+    assert tau == pytest.approx((overhead + prefill * l_in + decode * (l_out - 1)) / 1e3)
+    # The instance builder and the token model read the same rates.
+    inst = ripe_instance(10, 0.5, 0.2, model="llama2_7b", high_gpu="h200_141gb", low_gpu="h100_80gb",
+                         profile_reading="measured", seed=1)  # fmt: skip
+    assert tau in {s.compute_time_s for s in inst.servers}
+    tsm = TokenServiceModel.from_profile(spec, [gpu], np.array([10.0]), profile_reading="measured")
+    assert tsm.block_coef[0] == pytest.approx(np.array([overhead, prefill, decode]) / 1e3)
+    # No table for MIG slices; the measured tables are fp16, the paper's BLOOM spec is NF4.
+    with pytest.raises(InputError, match="no measured block table") as info:
+        block_rates_ms(spec, load_gpu_type("a100_3g_40gb"), "measured")
+    assert info.value.field == "profile_reading" and "h100_80gb" in str(info.value)
+    with pytest.raises(InputError, match="fp16"):
+        block_rates_ms(load_model_spec("bloom_176b"), gpu, "measured")
+    with pytest.raises(InputError, match="profile_reading"):
+        ripe_instance(5, 0.2, 0.2, profile_reading="guess")

@@ -77,6 +77,11 @@ def _take(cls: type, raw: dict[str, Any], path: Path) -> Any:
         raise InputError(exc.message, source=str(path), field=exc.field, value=exc.value) from None
 
 
+# Where per-block compute times come from: the paper's formula, the authors' simulator constants, or
+# measured decoder-block tables (data/profiles/).
+PROFILE_READINGS = ("paper", "author_code", "measured")
+
+
 @dataclass(frozen=True)
 class GpuType:
     """A GPU type (see ``data/gpu_types/README.md``): memory, prefill TFLOPS, decode bandwidth."""
@@ -87,6 +92,7 @@ class GpuType:
     bandwidth_gb_per_ms: float
     description: str = ""
     tflops_author_code: float | None = None
+    profile: str | None = None  # stem of a measured table in data/profiles/ (``h100-80gb``), if one exists
     source: str = ""
 
     def __post_init__(self) -> None:
@@ -126,10 +132,12 @@ class ModelSpec:
 
     def reading(self, profile_reading: str) -> ModelSpec:
         """The spec as read: unchanged (``"paper"``), or with the ``[author_code]`` overrides applied."""
-        if profile_reading == "paper" or not self.author_code:
+        if profile_reading not in PROFILE_READINGS:
+            raise InputError(
+                f"must be one of {', '.join(PROFILE_READINGS)}", field="profile_reading", value=profile_reading
+            )
+        if profile_reading != "author_code" or not self.author_code:
             return self
-        if profile_reading != "author_code":
-            raise InputError("must be 'paper' or 'author_code'", field="profile_reading", value=profile_reading)
         values = {f.name: getattr(self, f.name) for f in fields(self)}
         values.update(self.author_code)
         values["author_code"] = None
@@ -158,6 +166,71 @@ def list_model_specs() -> list[str]:
     return sorted(p.stem for p in data_path("chain_models").glob("*.toml"))
 
 
+def block_rates_ms(model: ModelSpec, gpu: GpuType, profile_reading: str = "paper") -> tuple[float, float, float]:
+    """Per block: ``(t_o, prefill ms per input token, decode ms per output token)`` for one job.
+
+    ``paper``: F / f_j (GFLOP / TFLOPS, compute-bound prefill) and s_m / b_j (GB / (GB/ms), bandwidth-bound
+    decode), the paper's footnote; ``author_code``: the same with the authors' simulator constants;
+    ``measured``: both rates read from the GPU's measured decoder-block table
+    (:func:`measured_block_rates_ms`). t_o is the model spec's per-block overhead in every reading.
+    """
+    if profile_reading == "measured":
+        prefill, decode = measured_block_rates_ms(model, gpu)
+        return model.per_block_overhead_ms, prefill, decode
+    model = model.reading(profile_reading)
+    tflops = gpu.tflops
+    if profile_reading == "author_code" and gpu.tflops_author_code is not None:
+        tflops = gpu.tflops_author_code
+    return (
+        model.per_block_overhead_ms,
+        model.block_gflop_per_token / tflops,
+        model.block_memory_gb / gpu.bandwidth_gb_per_ms,
+    )
+
+
+def measured_block_rates_ms(model: ModelSpec, gpu: GpuType) -> tuple[float, float]:
+    """Prefill ms per input token and decode ms per output token of one block, from measured tables.
+
+    Reads ``data/profiles/<gpu.profile>_blocks.csv`` (``serveplan profile``; docs/profiles.md) at batch size 1,
+    one job alone, as the chain model serves each reserved job: prefill is the longest measured prompt's
+    latency over its length (per token, a 2048-token prefill costs 0.9-1.0 x a 512-token one on an H100),
+    decode the latency at the measured KV-cache length closest to the model's mean input length.
+    """
+    from serveplan.profiles.profile_table import read_blocks_csv
+
+    if gpu.profile is None:
+        raise InputError(
+            "no measured block table for this GPU type",
+            field="profile_reading",
+            value=gpu.name,
+            hint="GPU types with one: " + ", ".join(t for t in list_gpu_types() if load_gpu_type(t).profile),
+        )
+    path = data_path("profiles") / f"{gpu.profile}_blocks.csv"
+    if not path.exists():
+        raise InputError("measured block table not found", source=str(path), field="profile", value=gpu.profile)
+    if model.precision.lower() not in ("", "fp16", "bf16"):  # same bytes and kernel speed
+        raise InputError(
+            "the measured block tables are fp16; this model spec is quantised",
+            field="precision",
+            value=model.precision,
+            hint="use profile_reading='paper' for quantised specs",
+        )
+    key = model.name.lower()
+    rows = [r for r in read_blocks_csv(path) if r.model == key and r.batch_size == 1]
+    if not rows:
+        measured = sorted({r.model for r in read_blocks_csv(path)})
+        raise InputError(
+            "model not in the measured block table",
+            source=str(path),
+            field="model",
+            value=key,
+            hint=f"measured: {measured}",
+        )
+    prefill = max((r for r in rows if r.phase == "prefill"), key=lambda r: r.seq_len)
+    decode = min((r for r in rows if r.phase == "decode"), key=lambda r: abs(r.seq_len - model.mean_input_tokens))
+    return prefill.latency_s * 1e3 / prefill.seq_len, decode.latency_s * 1e3
+
+
 def per_block_compute_time_s(
     model: ModelSpec,
     gpu: GpuType,
@@ -168,21 +241,14 @@ def per_block_compute_time_s(
 ) -> float:
     """tau^p_j = t_o + (F / f_j) l_in + (s_m / b_j) (l_out - 1), in seconds (paper's footnote).
 
-    F / f_j (GFLOP / TFLOPS) is the prefill time per token per block in ms (compute-bound); s_m / b_j
-    (GB / (GB/ms)) the decode time per token per block in ms (memory-bandwidth-bound).
+    The two per-token rates come from :func:`block_rates_ms` in the chosen reading (``paper``,
+    ``author_code`` or ``measured``).
     """
-    model = model.reading(profile_reading)
-    tflops = gpu.tflops
-    if profile_reading == "author_code" and gpu.tflops_author_code is not None:
-        tflops = gpu.tflops_author_code
-    l_in = model.mean_input_tokens if input_tokens is None else input_tokens
-    l_out = model.mean_output_tokens if output_tokens is None else output_tokens
-    ms = (
-        model.per_block_overhead_ms
-        + model.block_gflop_per_token / tflops * l_in
-        + model.block_memory_gb / gpu.bandwidth_gb_per_ms * (l_out - 1)
-    )
-    return ms / 1000.0
+    overhead, prefill, decode = block_rates_ms(model, gpu, profile_reading)
+    spec = model.reading(profile_reading)
+    l_in = spec.mean_input_tokens if input_tokens is None else input_tokens
+    l_out = spec.mean_output_tokens if output_tokens is None else output_tokens
+    return (overhead + prefill * l_in + decode * (l_out - 1)) / 1000.0
 
 
 def comm_time_s(rtt_ms: np.ndarray | float, output_tokens: float, reading: str = "paper") -> np.ndarray:
@@ -291,8 +357,9 @@ def ripe_instance(
     high_perf : {"random", "lowest_rtt"}
     eta_rounding : {"floor", "round"}
     comm_reading : {"paper", "author_code"}
-    profile_reading : {"paper", "author_code"}
-        Model/GPU numbers: the paper's, or the authors' simulator overrides.
+    profile_reading : {"paper", "author_code", "measured"}
+        Per-block compute numbers: the paper's, the authors' simulator overrides, or the GPU types'
+        measured decoder-block tables (only GPU types with a ``profile``, e.g. ``h100_80gb``).
     allow_repeat : bool
         Draw servers' anchors with replacement (needed for J > number of anchors - 1).
     """
@@ -305,7 +372,7 @@ def ripe_instance(
         "high_perf": (high_perf, ("random", "lowest_rtt")),
         "eta_rounding": (eta_rounding, ("floor", "round")),
         "comm_reading": (comm_reading, ("paper", "author_code")),
-        "profile_reading": (profile_reading, ("paper", "author_code")),
+        "profile_reading": (profile_reading, PROFILE_READINGS),
     }
     for key, (value, allowed) in choices.items():
         if value not in allowed:

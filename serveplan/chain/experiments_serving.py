@@ -122,6 +122,7 @@ def build_workload(
             high_gpu=_param(params, "high_gpu", "a100_3g_40gb", str),
             low_gpu=_param(params, "low_gpu", "a100_2g_20gb", str),
             comm_reading=_param(params, "comm_reading", "paper", str),
+            profile_reading=_param(params, "profile_reading", "paper", str),
         )
     return arrival, feats, model, warmup
 

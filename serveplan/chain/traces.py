@@ -26,6 +26,7 @@ from serveplan.chain.builders import (
     PETALS_HOP_OVERHEAD_MS,
     GpuType,
     ModelSpec,
+    block_rates_ms,
     load_gpu_type,
     load_model_spec,
 )
@@ -137,21 +138,16 @@ class TokenServiceModel:
         rtt_ms: np.ndarray,
         *,
         comm_reading: str = "paper",
+        profile_reading: str = "paper",
     ) -> TokenServiceModel:
-        """Coefficients from the model spec, each server's GPU type and its RTT to the orchestrator (ms)."""
+        """Coefficients from the model spec, each server's GPU type and its RTT to the orchestrator (ms).
+
+        The per-block rates follow ``profile_reading`` (:func:`serveplan.chain.builders.block_rates_ms`).
+        """
         rtt = np.asarray(rtt_ms, dtype=float)
         if len(gpus) != len(rtt):
             raise InputError("one GPU type per server", field="gpus", value=(len(gpus), len(rtt)))
-        block = np.array(
-            [
-                [
-                    model.per_block_overhead_ms,
-                    model.block_gflop_per_token / g.tflops,
-                    model.block_memory_gb / g.bandwidth_gb_per_ms,
-                ]
-                for g in gpus
-            ]
-        )
+        block = np.array([block_rates_ms(model, g, profile_reading) for g in gpus])
         if comm_reading == "paper":
             comm = np.column_stack([rtt + PETALS_HOP_OVERHEAD_MS, np.zeros_like(rtt), rtt + PETALS_HOP_OVERHEAD_MS])
         elif comm_reading == "author_code":
@@ -169,13 +165,14 @@ class TokenServiceModel:
         high_gpu: str = "a100_3g_40gb",
         low_gpu: str = "a100_2g_20gb",
         comm_reading: str = "paper",
+        profile_reading: str = "paper",
     ) -> TokenServiceModel:
         """Recover the coefficients of an instance built by :func:`serveplan.chain.builders.ripe_instance`.
 
         The GPU type is read from each server's memory (``high_gpu``'s memory -> high-perf, else low-perf) and the
         RTT by inverting tau^c_j at the model's mean output length.
         """
-        spec = load_model_spec(model)
+        spec = load_model_spec(model).reading(profile_reading)
         hi, lo = load_gpu_type(high_gpu), load_gpu_type(low_gpu)
         gpus = [hi if abs(s.memory_gb - hi.memory_gb) < 1e-9 else lo for s in instance.servers]
         tc_ms = instance.comm_time_s * 1000.0
@@ -184,7 +181,9 @@ class TokenServiceModel:
             rtt = tc_ms / l_out - PETALS_HOP_OVERHEAD_MS
         else:
             rtt = (tc_ms - AUTHOR_CODE_PREFILL_OVERHEAD_MS) / l_out
-        return cls.from_profile(spec, gpus, np.maximum(rtt, 0.0), comm_reading=comm_reading)
+        return cls.from_profile(
+            spec, gpus, np.maximum(rtt, 0.0), comm_reading=comm_reading, profile_reading=profile_reading
+        )
 
     def chain_coef(self, chains: list[Chain] | tuple[Chain, ...]) -> np.ndarray:
         """Coefficients per chain, shape (K, 3): sum over its servers of comm_coef[j] + m_ij block_coef[j]."""
