@@ -119,20 +119,34 @@ def _trace_rate(path: Path, source: str) -> float:
 
 
 def read_chain_setup(path: Path) -> Any:
-    """A :class:`~serveplan.chain.instance.ChainInstance` from a plan TOML (or an instance JSON)."""
+    """A :class:`~serveplan.chain.instance.ChainInstance` from a plan TOML (or an instance JSON).
+
+    ``[model]`` gives the three numbers (``num_blocks``, ``block_memory_gb``, ``cache_memory_gb``), or names a
+    shipped model spec (``spec = "llama2_70b"``, data/chain_models/) whose numbers serve as defaults, with
+    ``profile_reading`` (``paper``, ``author_code`` or ``measured``) for per-block compute times. Each server
+    row gives ``memory_gb`` and ``compute_time_s``, or a ``gpu`` type (data/gpu_types/) from which both
+    follow: the GPU's memory, and tau^p from the spec and the GPU in the chosen reading.
+    """
     from serveplan.chain.instance import ChainInstance
 
     if path.suffix == ".json":
         return ChainInstance.load_json(path)
     data, source = _setup(path, ("model", "servers", "workload"))
     model, servers, workload = data["model"], data["servers"], data["workload"]
-    _check_keys(model, ("num_blocks", "block_memory_gb", "cache_memory_gb"), "model", source)
+    _check_keys(model, ("num_blocks", "block_memory_gb", "cache_memory_gb", "spec", "profile_reading"), "model", source)
     _check_keys(servers, ("file",), "servers", source)
     _check_keys(workload, ("rate", "trace", "target_load"), "workload", source)
     if "file" not in servers:
         raise InputError("missing key", source=source, field="servers.file")
-    cols = ("name", "memory_gb", "comm_time_s", "compute_time_s")
-    server_rows = _csv_rows(path.parent / servers["file"], cols, source, "servers.file")
+    spec, reading = _chain_spec(model, source)
+    if spec is not None:
+        model = {
+            "num_blocks": spec.num_blocks,
+            "block_memory_gb": spec.block_memory_gb,
+            "cache_memory_gb": spec.cache_memory_gb,
+        } | {k: v for k, v in model.items() if k not in ("spec", "profile_reading")}
+    server_file = path.parent / servers["file"]
+    server_rows = _csv_rows(server_file, ("name", "comm_time_s"), source, "servers.file")
     if ("rate" in workload) == ("trace" in workload):
         raise InputError("give exactly one of rate and trace", source=source, field="workload")
     rate = (
@@ -147,17 +161,58 @@ def read_chain_setup(path: Path) -> Any:
         "cache_memory_gb": model.get("cache_memory_gb"),
         "arrival_rate": rate,
         "target_load": workload.get("target_load", 0.7),
-        "servers": [
-            {
-                "name": r["name"],
-                "memory_gb": _number(r["memory_gb"], str(path.parent / servers["file"]), f"servers[{i}].memory_gb"),
-                "comm_time_s": _number(r["comm_time_s"], servers["file"], f"servers[{i}].comm_time_s"),
-                "compute_time_s": _number(r["compute_time_s"], servers["file"], f"servers[{i}].compute_time_s"),
-            }
-            for i, r in enumerate(server_rows)
-        ],
+        "servers": [_chain_server(r, i, spec, reading, str(server_file)) for i, r in enumerate(server_rows)],
     }
     return ChainInstance.from_dict(d, source=source)
+
+
+def _chain_spec(model: dict[str, Any], source: str) -> tuple[Any, str]:
+    """The named model spec (or None) and the profile reading of a chain setup's ``[model]`` table."""
+    from serveplan.chain.builders import PROFILE_READINGS, load_model_spec
+
+    reading = str(model.get("profile_reading", "paper"))
+    if reading not in PROFILE_READINGS:
+        hint = f"choose one of {', '.join(PROFILE_READINGS)}"
+        raise InputError("unknown reading", source=source, field="model.profile_reading", value=reading, hint=hint)
+    if "spec" not in model:
+        return None, reading
+    try:
+        return load_model_spec(str(model["spec"])), reading
+    except InputError as exc:
+        raise InputError(exc.message, source=source, field="model.spec", value=exc.value, hint=exc.hint) from None
+
+
+def _chain_server(row: dict[str, str], i: int, spec: Any, reading: str, source: str) -> dict[str, Any]:
+    """One server of a chain setup: from its ``gpu`` type, or from explicit ``memory_gb`` and ``compute_time_s``."""
+    from serveplan.chain.builders import load_gpu_type, per_block_compute_time_s
+
+    out: dict[str, Any] = {
+        "name": row["name"],
+        "comm_time_s": _number(row["comm_time_s"], source, f"servers[{i}].comm_time_s"),
+    }
+    gpu_name = (row.get("gpu") or "").strip()
+    if gpu_name:
+        if spec is None:
+            hint = 'name a model spec in [model] (spec = "llama2_70b") to derive compute times from GPU types'
+            raise InputError("a gpu column needs model.spec", source=source, field=f"servers[{i}].gpu", hint=hint)
+        try:
+            gpu = load_gpu_type(gpu_name)
+            tau = per_block_compute_time_s(spec, gpu, profile_reading=reading)
+        except InputError as exc:
+            raise InputError(
+                exc.message, source=source, field=f"servers[{i}].gpu", value=gpu_name, hint=exc.hint
+            ) from None
+        explicit = (row.get("memory_gb") or "").strip()
+        out["memory_gb"] = _number(explicit, source, f"servers[{i}].memory_gb") if explicit else gpu.memory_gb
+        out["compute_time_s"] = tau
+        return out
+    for col in ("memory_gb", "compute_time_s"):
+        if not (row.get(col) or "").strip():
+            raise InputError(
+                "give a gpu type, or memory_gb and compute_time_s", source=source, field=f"servers[{i}].{col}"
+            )
+        out[col] = _number(row[col], source, f"servers[{i}].{col}")
+    return out
 
 
 def read_alpaserve_setup(path: Path) -> Any:

@@ -67,6 +67,37 @@ def test_plan_alpaserve_says_where_latencies_come_from(tmp_path):
         assert describe_solution("alpaserve", inst, solution)[-1] == f"latencies ({inst.latency.gpu}): {expected}"
 
 
+def test_chain_setup_from_gpu_types_and_a_model_spec(tmp_path):
+    """Servers given by GPU type: memory from the type, tau^p from the spec and the measured block table."""
+    from serveplan.chain.builders import load_gpu_type, load_model_spec, per_block_compute_time_s
+
+    inst = read_chain_setup(EXAMPLES / "plan_chain_gpus" / "plan.toml")
+    spec = load_model_spec("llama2_70b")
+    assert inst.num_blocks == spec.num_blocks and inst.block_memory_gb == spec.block_memory_gb
+    for server, gpu in ((inst.servers[0], "h200_141gb"), (inst.servers[-1], "h100_80gb")):
+        g = load_gpu_type(gpu)
+        assert server.memory_gb == g.memory_gb
+        assert server.compute_time_s == pytest.approx(per_block_compute_time_s(spec, g, profile_reading="measured"))
+    d = tmp_path / "g"
+    shutil.copytree(EXAMPLES / "plan_chain_gpus", d)
+    text = (d / "plan.toml").read_text()
+    cases = [
+        (text.replace('"measured"', '"measurd"'), None, "model.profile_reading"),
+        (text.replace('spec = "llama2_70b"', 'spec = "llama3"'), None, "model.spec"),
+        (text, "fra-h200-0,a100_9g,0.20", "servers[0].gpu"),
+        (text.replace('spec = "llama2_70b"', "num_blocks = 80\nblock_memory_gb = 1.7\ncache_memory_gb = 0.1"), None,
+         "servers[0].gpu"),
+    ]  # fmt: skip
+    servers = (EXAMPLES / "plan_chain_gpus" / "servers.csv").read_text()
+    for toml, first_row, field in cases:
+        (d / "plan.toml").write_text(toml)
+        rows = servers if first_row is None else servers.replace("fra-h200-0,h200_141gb,0.20", first_row)
+        (d / "servers.csv").write_text(rows)
+        with pytest.raises(InputError) as info:
+            read_chain_setup(d / "plan.toml")
+        assert info.value.field == field, (field, str(info.value))
+
+
 def test_plan_input_errors_name_file_and_key(tmp_path):
     d = tmp_path / "p"
     shutil.copytree(EXAMPLES / "plan_chain", d)
