@@ -471,6 +471,10 @@ def test_gpu_layer_measurement(tp):
         pytest.skip("no CUDA device")
     meas = tp.measure_layers(get_shape("tiny-bert"), [1, 4], "cuda", tp.TimingSettings(2, 5))
     assert all(m.latency_s > 0 and m.act_bytes > 0 for m in meas)
+    graphs = tp.TimingSettings(2, 5, cuda_graph=True)
+    stack = tp.measure_block_stack(get_shape("tiny-llama"), 2, [1, 2], [8], "cuda", graphs)
+    assert set(stack) == {(ph, b, 8) for ph in ("prefill", "decode") for b in (1, 2)} and min(stack.values()) > 0
+    assert len(tp.measure_blocks(get_shape("tiny-llama"), [1], [8], "cuda", graphs)) == 2
     dense = {m.batch_size: m for m in meas if m.kind == "dense"}
     assert dense[4].act_bytes > dense[1].act_bytes
 

@@ -39,7 +39,7 @@ import statistics
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -607,27 +607,59 @@ def measure_blocks(
     ``seq_len`` cached tokens.
     """
     torch = _torch()
-    dtype = _dtype(device)
     torch.manual_seed(1234)
-    block = build_layer(shape, "dense", None, device, dtype)
-    wbytes = param_bytes(block)
+    run, blocks = _block_stack(shape, 1, device)
+    wbytes = param_bytes(blocks[0])
     rows = []
+    for phase, bs, seq, x, caches in _stack_steps(shape, batch_sizes, seq_lens, 1, device):
+        with torch.inference_mode():
+            what = f"{shape.name} block {phase} bs={bs} seq={seq}"
+            lat = median_s(time_fn(lambda x=x, c=caches: run(x, c), device, settings, describe=what))
+        rows.append(BlockRow(shape.name, phase, bs, seq, lat, wbytes, kv_cache_bytes(shape, bs, seq)))
+    blocks.clear()
+    return rows
+
+
+def _block_stack(shape: TransformerShape, n_blocks: int, device: str) -> tuple[Callable[[Any, Any], Any], list[Any]]:
+    """``n_blocks`` decoder blocks with their own weights (seed first), and ``run(x, caches)`` through them.
+
+    ``run`` applies the blocks back to back, block i with ``caches[i]``.
+    """
+    dtype = _dtype(device)
+    blocks = [build_layer(shape, "dense", None, device, dtype) for _ in range(n_blocks)]
+
+    def run(x: Any, caches: list[tuple[Any, Any]]) -> Any:
+        for block, kv in zip(blocks, caches, strict=True):
+            x = block(x, kv)
+        return x
+
+    return run, blocks
+
+
+def _stack_steps(
+    shape: TransformerShape, batch_sizes: Sequence[int], seq_lens: Sequence[int], n_blocks: int, device: str
+) -> Iterator[tuple[str, int, int, Any, list[tuple[Any, Any]]]]:
+    """The steps every block measurement times: ``(phase, batch_size, seq_len, input, caches)``.
+
+    For each sequence length and batch size, random KV caches of ``seq_len`` tokens (one per block); then
+    ``prefill`` (``seq_len`` tokens, causal, keys and values written into the cache) and ``decode`` (one
+    token written into the last cache slot, attending to all ``seq_len`` cached tokens). Memory is released
+    between sizes.
+    """
+    torch = _torch()
+    dtype = _dtype(device)
     for seq in seq_lens:
         for bs in batch_sizes:
-            kv = tuple(
-                torch.randn(bs, shape.kv_heads, seq, shape.head_dim, device=device, dtype=dtype) for _ in range(2)
-            )
+            kv_shape = (bs, shape.kv_heads, seq, shape.head_dim)
+            caches = [
+                (torch.randn(kv_shape, device=device, dtype=dtype), torch.randn(kv_shape, device=device, dtype=dtype))
+                for _ in range(n_blocks)
+            ]
             for phase, tokens in (("prefill", seq), ("decode", 1)):
-                x = torch.randn(bs, tokens, shape.hidden, device=device, dtype=dtype)
-                with torch.inference_mode():
-                    what = f"{shape.name} block {phase} bs={bs} seq={seq}"
-                    lat = median_s(time_fn(lambda x=x, kv=kv: block(x, kv), device, settings, describe=what))
-                rows.append(BlockRow(shape.name, phase, bs, seq, lat, wbytes, kv_cache_bytes(shape, bs, seq)))
-                del x
-            del kv
+                yield phase, bs, seq, torch.randn(bs, tokens, shape.hidden, device=device, dtype=dtype), caches
+            del caches
             if device.startswith("cuda"):
                 torch.cuda.empty_cache()
-    return rows
 
 
 def measure_block_stack(
@@ -647,34 +679,14 @@ def measure_block_stack(
     torch = _torch()
     if not 1 <= n_blocks <= shape.layers:
         raise InputError(f"n_blocks must be in [1, {shape.layers}]", field="n_blocks", value=n_blocks)
-    dtype = _dtype(device)
     torch.manual_seed(1234)
-    blocks = [build_layer(shape, "dense", None, device, dtype) for _ in range(n_blocks)]
-
-    def run(x: Any, caches: list[tuple[Any, Any]]) -> Any:
-        for block, kv in zip(blocks, caches, strict=True):
-            x = block(x, kv)
-        return x
-
+    run, blocks = _block_stack(shape, n_blocks, device)
     out = {}
-    for seq in seq_lens:
-        for bs in batch_sizes:
-            caches = [
-                tuple(
-                    torch.randn(bs, shape.kv_heads, seq, shape.head_dim, device=device, dtype=dtype) for _ in range(2)
-                )
-                for _ in blocks
-            ]
-            for phase, tokens in (("prefill", seq), ("decode", 1)):
-                x = torch.randn(bs, tokens, shape.hidden, device=device, dtype=dtype)
-                what = f"{shape.name} {n_blocks} blocks {phase} bs={bs} seq={seq}"
-                with torch.inference_mode():
-                    samples = time_fn(lambda x=x, c=caches: run(x, c), device, settings, describe=what)
-                out[(phase, bs, seq)] = median_s(samples)
-                del x
-            del caches
-            if device.startswith("cuda"):
-                torch.cuda.empty_cache()
+    for phase, bs, seq, x, caches in _stack_steps(shape, batch_sizes, seq_lens, n_blocks, device):
+        what = f"{shape.name} {n_blocks} blocks {phase} bs={bs} seq={seq}"
+        with torch.inference_mode():
+            samples = time_fn(lambda x=x, c=caches: run(x, c), device, settings, describe=what)
+        out[(phase, bs, seq)] = median_s(samples)
     blocks.clear()
     if device.startswith("cuda"):
         torch.cuda.empty_cache()
@@ -864,38 +876,17 @@ def measure_chain_pipeline(
     Every rank of the chain's group calls this; returns seconds by ``(phase, batch_size, seq_len)``.
     """
     torch = _torch()
-    dtype = _dtype(device)
     mine = even_split(shape.layers, n_servers)[rank]
     torch.manual_seed(1234 + rank)
-    blocks = [build_layer(shape, "dense", None, device, dtype) for _ in mine]
-
-    def run(x: Any, caches: list[tuple[Any, Any]]) -> Any:
-        for block, kv in zip(blocks, caches, strict=True):
-            x = block(x, kv)
-        return x
-
+    run, blocks = _block_stack(shape, len(mine), device)
     out = {}
-    for seq in seq_lens:
-        for bs in batch_sizes:
-            kv_shape = (bs, shape.kv_heads, seq, shape.head_dim)
-            caches = [
-                (torch.randn(kv_shape, device=device, dtype=dtype), torch.randn(kv_shape, device=device, dtype=dtype))
-                for _ in blocks
-            ]
-            for phase, tokens in (("prefill", seq), ("decode", 1)):
-                inbuf = torch.randn(bs, tokens, shape.hidden, device=device, dtype=dtype)
+    for phase, bs, seq, x, caches in _stack_steps(shape, batch_sizes, seq_lens, len(mine), device):
 
-                def compute(x: Any = inbuf, c: Any = caches) -> Any:
-                    return run(x, c)
+        def compute(x: Any = x, c: Any = caches) -> Any:
+            return run(x, c)
 
-                what = f"{shape.name} chain server {rank} of {n_servers} {phase} bs={bs} seq={seq}"
-                out[(phase, bs, seq)] = _time_pipeline_pass(
-                    compute, inbuf, rank, n_servers, device, settings, group, what
-                )
-                del inbuf
-            del caches
-            if device.startswith("cuda"):
-                torch.cuda.empty_cache()
+        what = f"{shape.name} chain server {rank} of {n_servers} {phase} bs={bs} seq={seq}"
+        out[(phase, bs, seq)] = _time_pipeline_pass(compute, x, rank, n_servers, device, settings, group, what)
     blocks.clear()
     if device.startswith("cuda"):
         torch.cuda.empty_cache()
