@@ -97,36 +97,19 @@ def build_model(
     if segments is None:
         segments = sorted({s for p in paths for s in p.segments}, key=lambda s: (s.server, s.first, s.last))
     seg_index = {s: i for i, s in enumerate(segments)}
-    # Options that can make some segment usable: (j, a, m) with last block e = a + m - 1 and a <= b.
-    options = sorted(
-        {
-            (s.server, a, s.last - a + 1)
-            for s in segments
-            for a in range(1, s.first + 1)
-            if slots[s.server, s.last - a + 1] >= 0
-        }
-    )
-    servers = sorted({j for j, _, _ in options})
 
     m = pyo.ConcreteModel(name="bpca_paths")
     m.bpca_paths = list(paths)
-    m.bpca_options = options
     m.bpca_segments = list(segments)
     m.P = pyo.RangeSet(0, len(paths) - 1) if paths else pyo.Set(initialize=[])
-    m.O = pyo.Set(initialize=options, dimen=3)
-    y_domain = pyo.UnitInterval if relax else pyo.Binary
-    m.y = pyo.Var(m.O, domain=y_domain)
+    by_server = add_placement(m, segments, slots, relax)
+    servers = sorted(by_server)
     if relax:
         m.c = pyo.Var(m.P, domain=pyo.NonNegativeReals)
     else:
         bounds = {p: path_capacity_bound(path, slots) for p, path in enumerate(paths)}
         m.c = pyo.Var(m.P, domain=pyo.NonNegativeIntegers, bounds=lambda _, p: (0, bounds[p]))
-
-    # One placement option per server at most.
-    by_server: dict[int, list[tuple[int, int, int]]] = {j: [] for j in servers}
-    for o in options:
-        by_server[o[0]].append(o)
-    m.one_option = pyo.Constraint(servers, rule=lambda mm, j: sum(mm.y[o] for o in by_server[j]) <= 1)
+    add_one_option(m, by_server)
 
     # Service-rate target, scaled by lambda/rho_bar so that its right-hand side is 1.
     rate_expr = sum(m.c[p] * (1.0 / (path.time_s * required)) for p, path in enumerate(paths))
@@ -152,7 +135,6 @@ def build_model(
     starts: dict[tuple[int, int], list[Segment]] = {}
     for s in segments:
         starts.setdefault((s.server, s.last), []).append(s)
-    option_set = set(options)
 
     def link_rule(mm: pyo.ConcreteModel, k: int) -> Any:
         j, e, B = keys[k]
@@ -160,12 +142,7 @@ def build_model(
         terms = [(s.num_blocks, p) for s in starts[(j, e)] if lo <= s.first <= B for p in through[seg_index[s]]]
         if not terms:
             return pyo.Constraint.Skip
-        rhs = sum(
-            int(slots[j, e - a + 1]) * mm.y[(j, a, e - a + 1)]
-            for a in range(1, B + 1)
-            if (j, a, e - a + 1) in option_set
-        )
-        return sum(w * mm.c[p] for w, p in terms) <= rhs
+        return sum(w * mm.c[p] for w, p in terms) <= linked_slots(mm, slots, j, e, B)
 
     m.link = pyo.Constraint(pyo.RangeSet(0, len(keys) - 1) if keys else [], rule=link_rule)
     if linking == "segment":
@@ -188,6 +165,53 @@ def build_model(
         m.obj = pyo.Objective(expr=sum(m.c[p] for p in m.P) if paths else 0 * m.no_chain, sense=pyo.minimize)
     m.bpca_num_blocks = L
     return m
+
+
+def placement_options(segments: list[Segment], slots: Any) -> list[tuple[int, int, int]]:
+    """The options (j, a, m) that can make one of ``segments`` usable, sorted.
+
+    Option (j, a, m) serves segment (j, b, e) when its last block a + m - 1 is e, a <= b and slots[j, m] >= 0.
+    """
+    return sorted(
+        {
+            (s.server, a, s.last - a + 1)
+            for s in segments
+            for a in range(1, s.first + 1)
+            if slots[s.server, s.last - a + 1] >= 0
+        }
+    )
+
+
+def add_placement(
+    m: pyo.ConcreteModel, segments: list[Segment], slots: Any, relax: bool
+) -> dict[int, list[tuple[int, int, int]]]:
+    """Add the placement variables shared by the BPCA models to ``m``; return each server's options.
+
+    ``m.y[j, a, m]`` (binary, or in [0, 1] with ``relax``) over :func:`placement_options` says that j hosts
+    blocks a..a+m-1. Sets ``m.bpca_options`` (for :func:`decode_placement`), ``m.O`` and ``m.y``;
+    :func:`add_one_option` adds the row that allows one option per server.
+    """
+    options = placement_options(segments, slots)
+    by_server: dict[int, list[tuple[int, int, int]]] = {}
+    for o in options:
+        by_server.setdefault(o[0], []).append(o)
+    m.bpca_options = options
+    m.O = pyo.Set(initialize=options, dimen=3)
+    m.y = pyo.Var(m.O, domain=pyo.UnitInterval if relax else pyo.Binary)
+    return by_server
+
+
+def add_one_option(m: pyo.ConcreteModel, by_server: dict[int, list[tuple[int, int, int]]]) -> None:
+    """One placement option per server at most (``m.one_option``)."""
+    m.one_option = pyo.Constraint(sorted(by_server), rule=lambda mm, j: sum(mm.y[o] for o in by_server[j]) <= 1)
+
+
+def linked_slots(m: pyo.ConcreteModel, slots: Any, j: int, e: int, B: int) -> Any:
+    """Right-hand side of linking row (j, e, B): the slots of j's options (j, a, e - a + 1) with a <= B."""
+    options = m.O
+    return sum(
+        int(slots[j, e - a + 1]) * m.y[(j, a, e - a + 1)] for a in range(1, B + 1) if (j, a, e - a + 1) in options
+    )
 
 
 def link_keys(segments: list[Segment], cumulative: bool = True) -> list[tuple[int, int, int]]:
@@ -349,14 +373,7 @@ class _MasterLP:
     def __init__(self, instance: ChainInstance, segments: list[Segment], keys: list[tuple[int, int, int]]) -> None:
         slots = option_slots(instance)
         self.instance = instance
-        self.options = sorted(
-            {
-                (s.server, a, s.last - a + 1)
-                for s in segments
-                for a in range(1, s.first + 1)
-                if slots[s.server, s.last - a + 1] >= 0
-            }
-        )
+        self.options = placement_options(segments, slots)
         self.keys = keys
         self.key_index = {k: i for i, k in enumerate(keys)}
         self.rows_of: dict[tuple[int, int], list[int]] = {}

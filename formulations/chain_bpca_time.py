@@ -33,7 +33,7 @@ from typing import Any
 
 import pyomo.environ as pyo
 
-from formulations.chain_bpca import decode_placement, link_keys
+from formulations.chain_bpca import add_one_option, add_placement, decode_placement, link_keys, linked_slots
 from formulations.chain_paths import Segment, option_slots, segment_time_s, useful_segments
 from serveplan.chain.instance import ChainInstance
 from serveplan.chain.placement import Chain, ChainSolution
@@ -182,27 +182,16 @@ def build_model(
     required = instance.required_rate
     arcs, sinks = time_expanded_arcs(instance, segments, step_s, rounding)
     used = sorted({a.segment for a in arcs}, key=lambda s: (s.server, s.first, s.last))
-    options = sorted(
-        {
-            (s.server, a, s.last - a + 1)
-            for s in used
-            for a in range(1, s.first + 1)
-            if slots[s.server, s.last - a + 1] >= 0
-        }
-    )
-    servers = sorted({j for j, _, _ in options})
 
     m = pyo.ConcreteModel(name=f"bpca_time_{rounding}")
     m.bpca_arcs = arcs
     m.bpca_sinks = sinks
-    m.bpca_options = options
     m.bpca_step_s = float(step_s)
     m.bpca_rounding = rounding
     m.bpca_num_blocks = L
     m.A = pyo.RangeSet(0, len(arcs) - 1) if arcs else pyo.Set(initialize=[])
     m.K = pyo.Set(initialize=sinks)
-    m.O = pyo.Set(initialize=options, dimen=3)
-    m.y = pyo.Var(m.O, domain=pyo.UnitInterval if relax else pyo.Binary)
+    by_server = add_placement(m, used, slots, relax)
     # A segment never carries more job slots than its best option leaves, floor(S_j(e-b+1) / (e-b+1)).
     cap = [int(slots[a.segment.server, a.segment.num_blocks] // a.segment.num_blocks) for a in arcs]
     flow_domain = pyo.NonNegativeReals if relax else pyo.NonNegativeIntegers
@@ -235,11 +224,7 @@ def build_model(
         m.no_chain = pyo.Var(bounds=(0, 0))
         rate_expr = rate_expr + m.no_chain
     m.rate = pyo.Constraint(expr=rate_expr >= 1.0)
-
-    by_server: dict[int, list[tuple[int, int, int]]] = {j: [] for j in servers}
-    for o in options:
-        by_server[o[0]].append(o)
-    m.one_option = pyo.Constraint(servers, rule=lambda mm, j: sum(mm.y[o] for o in by_server[j]) <= 1)
+    add_one_option(m, by_server)
 
     # Cumulative linking rows of model A (docs/formulations_chain.md, rows (3)) over the segment loads.
     arcs_of: dict[Segment, list[int]] = {}
@@ -249,17 +234,11 @@ def build_model(
     for s in used:
         starts.setdefault((s.server, s.last), []).append(s)
     keys = link_keys(used)
-    option_set = set(options)
 
     def link_rule(mm: pyo.ConcreteModel, r: int) -> Any:
         j, e, B = keys[r]
         lhs = sum(s.num_blocks * mm.x[i] for s in starts[(j, e)] if s.first <= B for i in arcs_of[s])
-        rhs = sum(
-            int(slots[j, e - a + 1]) * mm.y[(j, a, e - a + 1)]
-            for a in range(1, B + 1)
-            if (j, a, e - a + 1) in option_set
-        )
-        return lhs <= rhs
+        return lhs <= linked_slots(mm, slots, j, e, B)
 
     m.link = pyo.Constraint(pyo.RangeSet(0, len(keys) - 1) if keys else [], rule=link_rule)
     objective = sum(m.f[k] for k in sinks) if sinks else 0 * m.no_chain
