@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import shlex
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 from serveplan.errors import InputError
@@ -97,6 +98,11 @@ def _ints(text: str, what: str) -> list[int]:
     return vals
 
 
+def _chosen(text: str | None, default: Sequence[str]) -> list[str]:
+    """The names of a comma-list option, or ``default`` when the option was not given."""
+    return _names(text) if text is not None else list(default)
+
+
 def _names(text: str) -> list[str]:
     names = [t.strip() for t in text.split(",") if t.strip()]
     for n in names:
@@ -109,15 +115,12 @@ def run(args: argparse.Namespace) -> int:
     from serveplan.profiles import torch_profiler as tpf
 
     cpu = args.device == "cpu"
-    default_models = CPU_MODELS if cpu else tuple(ALPASERVE_SHAPES)
-    default_blocks = CPU_BLOCKS if cpu else tuple(BLOCK_SHAPES)
-    models = _names(args.models if args.models is not None else ",".join(default_models))
-    blocks = _names(args.blocks if args.blocks is not None else ",".join(default_blocks))
-    default_e2e = CPU_MODELS if cpu else DEFAULT_E2E
-    stacks = _names(args.block_stacks if args.block_stacks is not None else ",".join(CPU_BLOCKS if cpu else STACKS))
-    default_chains = (CPU_BLOCKS if cpu else CHAIN_PIPELINES) if max(_ints(args.tp, "--tp")) > 1 else ()
-    chains = _names(args.chain_pipelines if args.chain_pipelines is not None else ",".join(default_chains))
-    e2e = _names(args.e2e) if args.e2e is not None else [m for m in default_e2e if m in models]
+    tp_degrees = sorted(set(_ints(args.tp, "--tp")))
+    models = _chosen(args.models, CPU_MODELS if cpu else tuple(ALPASERVE_SHAPES))
+    blocks = _chosen(args.blocks, CPU_BLOCKS if cpu else tuple(BLOCK_SHAPES))
+    stacks = _chosen(args.block_stacks, CPU_BLOCKS if cpu else STACKS)
+    chains = _chosen(args.chain_pipelines, (CPU_BLOCKS if cpu else CHAIN_PIPELINES) if max(tp_degrees) > 1 else ())
+    e2e = _chosen(args.e2e, [m for m in (CPU_MODELS if cpu else DEFAULT_E2E) if m in models])
     warmup, repeats, warmup_s = (1, 5, 0.0) if args.quick or args.device == "cpu" else (3, 10, 0.25)
     timing = tpf.TimingSettings(
         args.warmup if args.warmup is not None else warmup,
@@ -125,7 +128,6 @@ def run(args: argparse.Namespace) -> int:
         args.warmup_s if args.warmup_s is not None else warmup_s,
         cuda_graph=not args.eager,
     )
-    tp_degrees = sorted(set(_ints(args.tp, "--tp")))
     req = tpf.ProfileRequest(
         models=models,
         blocks=blocks,

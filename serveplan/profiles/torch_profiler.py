@@ -1023,10 +1023,15 @@ def _measure_stacks(req: ProfileRequest, res: ProfileResult, clock: _Clock, devi
         if clock.left() <= 0:
             res.skipped.append(f"block stack {name} (time budget)")
             continue
-        shape = get_shape(name)
-        lat = measure_block_stack(shape, shape.layers, req.batch_sizes, req.block_seq_lens, device, req.timing)
-        res.stacks.extend(stack_rows(shape, shape.layers, lat, res.blocks))
-        _progress(f"block stack {name} done, {clock.left():.0f}s left")
+        _measure_stack(req, res, clock, name, device)
+
+
+def _measure_stack(req: ProfileRequest, res: ProfileResult, clock: _Clock, name: str, device: str) -> None:
+    """All of model ``name``'s blocks as one stack on ``device``, added to ``res.stacks`` next to n x one block."""
+    shape = get_shape(name)
+    lat = measure_block_stack(shape, shape.layers, req.batch_sizes, req.block_seq_lens, device, req.timing)
+    res.stacks.extend(stack_rows(shape, shape.layers, lat, res.blocks))
+    _progress(f"block stack {name} done, {clock.left():.0f}s left")
 
 
 def _progress(msg: str) -> None:
@@ -1184,10 +1189,7 @@ def _worker(rank: int, world_size: int, req: ProfileRequest, port: int, path: st
         if not budget_ok(f"block stack {name}"):
             continue
         if rank == 0:
-            shape = get_shape(name)
-            lat = measure_block_stack(shape, shape.layers, req.batch_sizes, req.block_seq_lens, device, req.timing)
-            res.stacks.extend(stack_rows(shape, shape.layers, lat, res.blocks))
-            _progress(f"block stack {name} done, {clock.left():.0f}s left")
+            _measure_stack(req, res, clock, name, device)
         dist.barrier()
 
     everyone: list[Any] = [None] * world_size
