@@ -196,8 +196,6 @@ def measured_block_rates_ms(model: ModelSpec, gpu: GpuType) -> tuple[float, floa
     latency over its length (per token, a 2048-token prefill costs 0.9-1.0 x a 512-token one on an H100),
     decode the latency at the measured KV-cache length closest to the model's mean input length.
     """
-    from serveplan.profiles.profile_table import read_blocks_csv
-
     if gpu.profile is None:
         raise InputError(
             "no measured block table for this GPU type",
@@ -216,9 +214,10 @@ def measured_block_rates_ms(model: ModelSpec, gpu: GpuType) -> tuple[float, floa
             hint="use profile_reading='paper' for quantised specs",
         )
     key = model.name.lower()
-    rows = [r for r in read_blocks_csv(path) if r.model == key and r.batch_size == 1]
+    table = _measured_blocks(path)
+    rows = [r for r in table if r.model == key and r.batch_size == 1]
     if not rows:
-        measured = sorted({r.model for r in read_blocks_csv(path)})
+        measured = sorted({r.model for r in table})
         raise InputError(
             "model not in the measured block table",
             source=str(path),
@@ -229,6 +228,14 @@ def measured_block_rates_ms(model: ModelSpec, gpu: GpuType) -> tuple[float, floa
     prefill = max((r for r in rows if r.phase == "prefill"), key=lambda r: r.seq_len)
     decode = min((r for r in rows if r.phase == "decode"), key=lambda r: abs(r.seq_len - model.mean_input_tokens))
     return prefill.latency_s * 1e3 / prefill.seq_len, decode.latency_s * 1e3
+
+
+@lru_cache(maxsize=4)
+def _measured_blocks(path: Path) -> tuple[Any, ...]:
+    """The rows of a measured block table, read once per process (an instance asks once per server)."""
+    from serveplan.profiles.profile_table import read_blocks_csv
+
+    return tuple(read_blocks_csv(path))
 
 
 def per_block_compute_time_s(
