@@ -155,10 +155,9 @@ class SelectionContext:
 
     def simulate_many(self, wps: Sequence[WorkingPlacement]) -> list[tuple[SimResult, float]]:
         """:meth:`simulate` of every working placement, in order (in ``threads`` threads when > 1)."""
-        if self.threads == 1 or len(wps) < 2:
-            return [self.simulate(wp) for wp in wps]
         placements = [wp.placement() for wp in wps]
-        self.simulator.prepare({c for wp in wps for c in wp.configs})
+        if self.threads > 1:
+            self.simulator.prepare({c for wp in wps for c in wp.configs})
         results = parallel_map(self.simulator.run, placements, self.threads)
         self.num_simulations += len(placements)
         return [(res, score(res, p)) for res, p in zip(results, placements, strict=True)]
