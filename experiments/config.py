@@ -533,7 +533,7 @@ def check_registry_names(config: ExperimentConfig) -> None:
     check_figure_names(config.figures, config.source, "experiment")
 
     def relabel(exc: UnknownNameError, where: str) -> InputError:
-        return InputError(exc.message, source=config.source, field=where, value=exc.value, hint=exc.hint)
+        return exc.relabel(source=config.source, field=where)
 
     try:
         get_family(config.problem, config.family)

@@ -179,7 +179,7 @@ def _chain_spec(model: dict[str, Any], source: str) -> tuple[Any, str]:
     try:
         return load_model_spec(str(model["spec"])), reading
     except InputError as exc:
-        raise InputError(exc.message, source=source, field="model.spec", value=exc.value, hint=exc.hint) from None
+        raise exc.relabel(source=source, field="model.spec") from None
 
 
 def _chain_server(row: dict[str, str], i: int, spec: Any, reading: str, source: str) -> dict[str, Any]:
@@ -199,9 +199,7 @@ def _chain_server(row: dict[str, str], i: int, spec: Any, reading: str, source: 
             gpu = load_gpu_type(gpu_name)
             tau = per_block_compute_time_s(spec, gpu, profile_reading=reading)
         except InputError as exc:
-            raise InputError(
-                exc.message, source=source, field=f"servers[{i}].gpu", value=gpu_name, hint=exc.hint
-            ) from None
+            raise exc.relabel(source=source, field=f"servers[{i}].gpu", value=gpu_name) from None
         explicit = (row.get("memory_gb") or "").strip()
         out["memory_gb"] = _number(explicit, source, f"servers[{i}].memory_gb") if explicit else gpu.memory_gb
         out["compute_time_s"] = tau

@@ -13,6 +13,9 @@ class ServeplanError(Exception):
     """Base class of every error serveplan raises on purpose."""
 
 
+_KEEP: Any = object()  # InputError.relabel: keep this part of the error
+
+
 class InputError(ServeplanError, ValueError):
     """Bad input: names where it came from (file, field) and the offending value.
 
@@ -45,6 +48,19 @@ class InputError(ServeplanError, ValueError):
         self.value = value
         self.hint = hint
         super().__init__(self.__str__())
+
+    def relabel(self, *, source: Any = _KEEP, field: Any = _KEEP, value: Any = _KEEP, hint: Any = _KEEP) -> InputError:
+        """The same message with some of ``source``, ``field``, ``value`` and ``hint`` replaced.
+
+        For a caller that knows more about where the input came from than the code that raised.
+        """
+        return InputError(
+            self.message,
+            source=self.source if source is _KEEP else source,
+            field=self.field if field is _KEEP else field,
+            value=self.value if value is _KEEP else value,
+            hint=self.hint if hint is _KEEP else hint,
+        )
 
     def __str__(self) -> str:
         where = []

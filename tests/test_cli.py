@@ -46,3 +46,16 @@ def test_unknown_subcommand_fails():
     out = subprocess.run([sys.executable, "-m", "serveplan.cli", "no-such-command"], capture_output=True, text=True)
     assert out.returncode != 0
     assert "invalid choice" in out.stderr
+
+
+def test_input_error_relabel_keeps_what_is_not_replaced():
+    from serveplan.errors import InputError
+
+    err = InputError("must be positive", field="rate", value=-1, hint="give a rate > 0")
+    moved = err.relabel(source="plan.toml", field="workload.rate")
+    assert (moved.message, moved.source, moved.field, moved.value, moved.hint) == (
+        "must be positive", "plan.toml", "workload.rate", -1, "give a rate > 0"
+    )  # fmt: skip
+    assert str(moved) == "plan.toml, field 'workload.rate': must be positive (got -1); give a rate > 0"
+    dropped = err.relabel(hint=None, value=...)
+    assert str(dropped) == "field 'rate': must be positive" and err.hint == "give a rate > 0"

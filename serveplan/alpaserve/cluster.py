@@ -140,7 +140,7 @@ class Cluster:
         try:
             return cls(**d)
         except InputError as exc:
-            raise InputError(exc.message, source=source, field=exc.field, value=exc.value) from None
+            raise exc.relabel(source=source, hint=None) from None
 
 
 @dataclass(frozen=True)
@@ -185,7 +185,7 @@ class Group:
                 raise InputError("must be a list of model indices", field="models", value=models)
             return cls(config, tuple(int(m) for m in models))
         except InputError as exc:
-            raise InputError(exc.message, source=source, field=f"{where}.{exc.field}", value=exc.value) from None
+            raise exc.relabel(source=source, field=f"{where}.{exc.field}", hint=None) from None
         except (TypeError, ValueError) as exc:
             raise InputError(f"bad group: {exc}", source=source, field=where, value=d) from None
 

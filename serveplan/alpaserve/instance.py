@@ -194,7 +194,7 @@ class AlpaInstance:
                 try:
                     models.append(get_model(m))
                 except InputError as exc:
-                    raise InputError(exc.message, source=source, field=f"models[{i}]", value=m, hint=exc.hint) from None
+                    raise exc.relabel(source=source, field=f"models[{i}]", value=m) from None
             else:
                 models.append(ModelSpec.from_dict(m, source=source))
         lm = LatencyModel.from_dict(d.get("latency_model") or {"gpu": cluster.gpu}, source=source, base_dir=base_dir)
@@ -229,13 +229,7 @@ class AlpaInstance:
                 raise InputError("missing field", source=source, field=f"{label}.{exc.args[0]}") from None
             except (TypeError, ValueError) as exc:
                 if isinstance(exc, InputError):
-                    raise InputError(
-                        exc.message,
-                        source=exc.source or source,
-                        field=f"{label}.{exc.field}",
-                        value=exc.value,
-                        hint=exc.hint,
-                    ) from None
+                    raise exc.relabel(source=exc.source or source, field=f"{label}.{exc.field}") from None
                 raise InputError(f"bad workload: {exc}", source=source, field=label) from None
 
         train = wl(d["train"], "train")
@@ -243,7 +237,7 @@ class AlpaInstance:
         try:
             return cls(cluster, tuple(models), tuple(slo), lm, train, test, str(d.get("name", "")))
         except InputError as exc:
-            raise InputError(exc.message, source=source, field=exc.field, value=exc.value, hint=exc.hint) from None
+            raise exc.relabel(source=source) from None
 
     def save(self, path: str | Path) -> Path:
         """Write the JSON form."""

@@ -414,9 +414,7 @@ class LatencyModel:
                 profile_setting=None if profile is None else str(profile),
             )
         except InputError as exc:
-            raise InputError(
-                exc.message, source=source, field="latency_model.gpu", value=exc.value, hint=exc.hint
-            ) from None
+            raise exc.relabel(source=source, field="latency_model.gpu") from None
 
 
 def default_profile_path(gpu: str) -> Path:

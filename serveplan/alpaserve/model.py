@@ -113,7 +113,7 @@ class ModelSpec:
         try:
             return cls(**d)
         except InputError as exc:
-            raise InputError(exc.message, source=source, field=exc.field, value=exc.value, hint=exc.hint) from None
+            raise exc.relabel(source=source) from None
         except TypeError as exc:
             raise InputError(str(exc), source=source) from None
 

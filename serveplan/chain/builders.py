@@ -74,7 +74,7 @@ def _take(cls: type, raw: dict[str, Any], path: Path) -> Any:
     except TypeError as exc:
         raise InputError(f"missing fields ({exc})", source=str(path)) from None
     except InputError as exc:
-        raise InputError(exc.message, source=str(path), field=exc.field, value=exc.value) from None
+        raise exc.relabel(source=str(path), hint=None) from None
 
 
 # Where per-block compute times come from: the paper's formula, the authors' simulator constants, or

@@ -192,7 +192,7 @@ class ChainInstance:
         try:
             return cls._from_dict(data)
         except InputError as exc:
-            raise InputError(exc.message, source=source, field=exc.field, value=exc.value, hint=exc.hint) from None
+            raise exc.relabel(source=source) from None
 
     @classmethod
     def _from_dict(cls, data: Any) -> ChainInstance:
@@ -236,7 +236,7 @@ class ChainInstance:
                     )
                 )
             except InputError as exc:
-                raise InputError(exc.message, field=f"servers[{i}].{exc.field}", value=exc.value) from None
+                raise exc.relabel(source=None, field=f"servers[{i}].{exc.field}", hint=None) from None
         return cls(
             servers=tuple(servers),
             num_blocks=data["num_blocks"],

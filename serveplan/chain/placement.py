@@ -212,11 +212,11 @@ class ChainSolution:
                 try:
                     chains.append(Chain(tuple(c["servers"]), tuple(c["blocks"])))
                 except InputError as exc:
-                    raise InputError(exc.message, field=f"chains[{k}].{exc.field}", value=exc.value) from None
+                    raise exc.relabel(source=None, field=f"chains[{k}].{exc.field}", hint=None) from None
                 caps.append(c["capacity"])
             return cls(placement, tuple(chains), tuple(caps))
         except InputError as exc:
-            raise InputError(exc.message, source=source, field=exc.field, value=exc.value, hint=exc.hint) from None
+            raise exc.relabel(source=source) from None
         except TypeError as exc:
             raise InputError(f"malformed solution: {exc}", source=source) from None
 

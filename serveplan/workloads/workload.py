@@ -202,7 +202,7 @@ class Workload:
         try:
             return cls(arr, mid, dur, nm)
         except InputError as exc:
-            raise InputError(exc.message, source=str(path), field=exc.field, value=exc.value, hint=exc.hint) from None
+            raise exc.relabel(source=str(path)) from None
 
 
 def _read_workload_csv(path: Path) -> tuple[np.ndarray, np.ndarray, float, int | None]:
